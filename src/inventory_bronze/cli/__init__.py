@@ -1,0 +1,64 @@
+"""`inventory-bronze`: one command, one sub-command per job. Each sub-command lives in its own module of
+this package with a `register(subparsers)` function; the table below is the only place that lists them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from inventory_bronze import __version__
+
+# module name under inventory_bronze.cli, in the order `--help` shows them
+COMMANDS = (
+    "demo",
+    "run",
+    "dlt",
+    "db",
+    "seed",
+    "changes",
+    "capture",
+    "secrets",
+    "audit",
+    "report",
+    "status",
+    "maintain",
+    "bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inventory-bronze",
+        description="Bronze layer of the inventory platform: PostgreSQL DE.tests -> Delta bz_* tables, "
+        "with a local runtime for Databricks declarative pipelines (the dlt API).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"inventory_bronze.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"inventory_bronze.cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

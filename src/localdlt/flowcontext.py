@@ -1,0 +1,164 @@
+"""What a running flow gets from the executor: where to write, how to read other datasets, how to run its
+stream exactly once, and where to report figures. Flow kinds (append, AUTO CDC, snapshot CDC) build on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from localdlt import expectations as exp
+from localdlt.errors import FlowError
+from localdlt.metrics import FlowMetrics
+
+if TYPE_CHECKING:
+    from localdlt.graph import Dataset, Flow, PipelineGraph
+    from localdlt.storage import Storage
+
+# Delta Lake's session settings that make DML (MERGE, DELETE, UPDATE) idempotent, like txnAppId/txnVersion
+# do for DataFrame writes: a commit with an (appId, version) already in the table's log is skipped.
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+@dataclass
+class FlowContext:
+    spark: SparkSession
+    storage: Storage
+    graph: PipelineGraph
+    pipeline_id: str
+    update_id: str
+    flow: Flow
+    target: Dataset
+    target_path: str
+    reader: Any  # localdlt.reader.Reader: read(name) / read_stream(name)
+    continuous: bool = False
+    trigger_interval_seconds: float = 1.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    metrics: FlowMetrics = field(default_factory=FlowMetrics)
+    on_progress: Callable[[FlowMetrics], None] = lambda m: None
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checkpoint_path(self) -> str:
+        return self.storage.checkpoint_path(self.flow.name)
+
+    @property
+    def app_id(self) -> str:
+        """Idempotent-write id of this flow's current checkpoint generation."""
+        return f"{self.pipeline_id}:{self.flow.name}:{self.storage.generation(self.flow.name)}"
+
+    def write_options(self, batch_id: int) -> dict[str, str]:
+        """Options that make a DataFrame write to the target exactly-once for this batch."""
+        return {"txnAppId": self.app_id, "txnVersion": str(batch_id)}
+
+    @contextmanager
+    def idempotent_dml(self, session: SparkSession, batch_id: int, suffix: str = "") -> Iterator[None]:
+        """Make the Delta DML inside (MERGE/DELETE/UPDATE) exactly-once for this batch.
+
+        `session` must be the batch's own session (`batch_df.sparkSession`): streaming queries run on a
+        cloned session, so setting these here does not leak into other flows running at the same time.
+        `suffix` tells apart several tables written for one batch (e.g. a target and its hidden state).
+        """
+        session.conf.set(TXN_APP_ID, self.app_id + suffix)
+        session.conf.set(TXN_VERSION, str(batch_id))
+        try:
+            yield
+        finally:
+            session.conf.unset(TXN_APP_ID)
+            session.conf.unset(TXN_VERSION)
+
+    def run_stream(self, df: DataFrame, batch_fn: Callable[[DataFrame, int], FlowMetrics]) -> None:
+        """Run a streaming DataFrame through `batch_fn` batch by batch, exactly once.
+
+        Triggered updates process what is available now and stop; continuous ones keep going until
+        `stop_event` is set. Each batch's figures are added to `self.metrics` and reported. A failure
+        raises `FlowError` (`ExpectationViolation` when a fail expectation stopped the batch).
+        """
+        lock = threading.Lock()
+        raised: list[BaseException] = []  # the Python error itself; Spark hands back only its text
+
+        def each_batch(batch_df: DataFrame, batch_id: int) -> None:
+            try:
+                batch_metrics = batch_fn(batch_df, batch_id)
+            except BaseException as err:
+                raised.append(err)
+                raise
+            batch_metrics.batches = 1
+            with lock:
+                self.metrics.merge(batch_metrics)
+            self.on_progress(self.metrics)
+
+        writer = (
+            df.writeStream.foreachBatch(each_batch)
+            .option("checkpointLocation", self.checkpoint_path)
+            .queryName(f"{self.flow.name}")
+        )
+        if self.continuous:
+            writer = writer.trigger(processingTime=f"{self.trigger_interval_seconds} seconds")
+        else:
+            writer = writer.trigger(availableNow=True)
+        query = writer.start()
+        try:
+            if self.continuous:
+                while query.isActive and not self.stop_event.is_set():
+                    self.stop_event.wait(0.25)
+                if query.isActive:
+                    query.stop()
+                failure = query.exception()
+                if failure is not None:
+                    raise failure
+            else:
+                query.awaitTermination()
+        except Exception as err:
+            if query.isActive:
+                query.stop()
+            raise self.flow_error(raised[0] if raised else err) from None
+        finally:
+            self._add_streamed_view_metrics(query)
+
+    def _add_streamed_view_metrics(self, query: Any) -> None:
+        """Expectations on views inside a streaming plan report through the query's progress."""
+        streamed = [a for a in getattr(self.reader, "applied", []) if a.observation_name]
+        if not streamed:
+            return
+        totals: dict[str, dict[str, float]] = {}
+        for progress in query.recentProgress:
+            for name, values in (progress.observedMetrics or {}).items():
+                bucket = totals.setdefault(name, {})
+                for key, value in values.asDict().items():
+                    bucket[key] = bucket.get(key, 0) + (value or 0)
+        for applied in streamed:
+            m = applied.metrics(totals)
+            self.metrics.merge(FlowMetrics(expectations=m.expectations, dropped_records=m.dropped_records))
+
+    def flow_error(self, err: BaseException) -> FlowError:
+        if isinstance(err, FlowError):
+            return err
+        violation = exp.violation_from(err, self.flow.name)
+        if violation is not None:
+            return violation
+        for cause in _causes(err):
+            if isinstance(cause, FlowError):
+                return cause
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        return FlowError(self.flow.name, f"Flow '{self.flow.name}' failed: {first}")
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    seen = 0
+    while err is not None and seen < 10:
+        yield err
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+        seen += 1
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
