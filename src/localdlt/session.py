@@ -1,0 +1,75 @@
+"""One Spark session with Delta Lake, configured for small local work on a two-core machine.
+
+Jars come from a local folder (the repo's `.cache/jars`, filled by `scripts/setup`, or `LOCALDLT_JARS`),
+so starting a session never resolves anything over the network.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from localdlt.errors import PipelineError
+
+# Small-data defaults: few shuffle partitions, no UI, Delta's log replay on one partition.
+LOCAL_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
+    "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+    "spark.sql.streaming.numRecentProgressUpdates": "1000",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.driver.memory": "4g",
+    "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.level=WARN",
+    "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "localdlt-warehouse"),
+}
+
+
+def jar_dir() -> Path:
+    """Where the Delta Lake and JDBC jars are: $LOCALDLT_JARS, or .cache/jars above this package."""
+    env = os.environ.get("LOCALDLT_JARS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in [Path.cwd(), *here.parents]:
+        candidate = parent / ".cache" / "jars"
+        if candidate.is_dir():
+            return candidate
+    raise PipelineError(
+        "The Spark jars (Delta Lake, PostgreSQL JDBC) are not cached: run scripts/setup, or point "
+        "LOCALDLT_JARS at a folder holding them."
+    )
+
+
+def get_spark(app_name: str = "localdlt", conf: Mapping[str, str] | None = None) -> SparkSession:
+    """The process's Spark session, started on first use with Delta Lake and local settings."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for key, value in (conf or {}).items():
+            active.conf.set(key, value)
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    jars = sorted(glob.glob(str(jar_dir() / "*.jar")))
+    if not any("delta-spark" in j for j in jars):
+        raise PipelineError(f"No delta-spark jar in {jar_dir()}: run scripts/setup.")
+    builder = SparkSession.builder.master(os.environ.get("LOCALDLT_MASTER", "local[2]")).appName(app_name)
+    builder = builder.config("spark.jars", ",".join(jars))
+    for key, value in {**LOCAL_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
