@@ -1,0 +1,90 @@
+"""The local PostgreSQL server: start, idempotence, status, stop/restart, credentials, secrets file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from inventory_bronze.source import server
+from inventory_bronze.source.errors import ConnectionFailed, ServerNotRunning
+
+
+def test_server_runs_with_logical_wal_and_login_role(pg_server: server.ServerInfo) -> None:
+    with pg_server.connect() as conn:
+        row = conn.execute(
+            "SELECT current_user, current_database(), current_setting('wal_level'), "
+            "current_setting('max_replication_slots')::int, current_setting('server_version_num')::int, "
+            "(SELECT rolreplication FROM pg_roles WHERE rolname = current_user), "
+            "(SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'tests')"
+        ).fetchone()
+    assert row == ("inventory_bronze", "DE", "logical", 20, row[4], True, "inventory_bronze")
+    assert 160000 <= row[4] < 170000
+    assert pg_server.jdbc_url == f"jdbc:postgresql://127.0.0.1:{pg_server.port}/DE"
+
+
+def test_ensure_server_is_idempotent(pg_server: server.ServerInfo) -> None:
+    again = server.ensure_server(pg_server.data_dir)
+    assert again == pg_server
+    status = server.server_status(pg_server.data_dir)
+    assert status.running and status.info == pg_server
+    assert pg_server.password not in status.describe()
+    assert pg_server.password not in repr(pg_server)
+
+
+def test_secrets_file_holds_the_seed_names(pg_server: server.ServerInfo) -> None:
+    path = Path(os.environ[server.ENV_SECRETS_FILE])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {
+        "KConnectionString": pg_server.jdbc_url,
+        "KUser": pg_server.user,
+        "KPassword": pg_server.password,
+    }
+
+
+def test_wrong_password_fails_with_a_clear_error(pg_server: server.ServerInfo) -> None:
+    bad = dataclasses.replace(pg_server, password="not-the-password")
+    with pytest.raises(ConnectionFailed) as caught:
+        bad.connect()
+    message = str(caught.value)
+    assert "password authentication failed" in message and "KPassword" in message
+    assert "not-the-password" not in message and pg_server.password not in message
+
+
+def test_superuser_cannot_log_in_over_tcp(pg_server: server.ServerInfo) -> None:
+    superuser = dataclasses.replace(pg_server, user="postgres", password="")
+    with pytest.raises(ConnectionFailed):
+        superuser.connect()
+
+
+def test_stop_status_and_restart(tmp_path: Path) -> None:
+    """A second, private server: the shared one keeps running for the other tests."""
+    data_dir = tmp_path / "pg"
+    secrets = tmp_path / "secrets.json"
+    saved = os.environ.get(server.ENV_SECRETS_FILE)
+    os.environ[server.ENV_SECRETS_FILE] = str(secrets)
+    try:
+        info = server.ensure_server(data_dir)
+        with info.connect(autocommit=True) as conn:
+            conn.execute("CREATE TABLE tests.keep_me (id int)")
+        assert server.stop_server(data_dir) is True
+        assert server.stop_server(data_dir) is False
+        assert not server.server_status(data_dir).running
+        with pytest.raises(ServerNotRunning, match="db start"):
+            server.server_info(data_dir)
+        with pytest.raises(ConnectionFailed, match="db start"):
+            info.connect()
+        again = server.ensure_server(data_dir)
+        assert again.password == info.password
+        with again.connect() as conn:
+            assert conn.execute("SELECT to_regclass('tests.keep_me') IS NOT NULL").fetchone() == (True,)
+    finally:
+        server.stop_server(data_dir)
+        if saved is None:
+            os.environ.pop(server.ENV_SECRETS_FILE, None)
+        else:
+            os.environ[server.ENV_SECRETS_FILE] = saved
