@@ -1,0 +1,82 @@
+"""Connections for change capture, from the secrets chain: options name the secrets, never hold values."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+from inventory_bronze.secrets import (
+    SecretNames,
+    SourceConnection,
+    default_chain,
+    redact,
+    source_connection,
+)
+from inventory_bronze.source.errors import ConnectionFailed
+
+#: `pgcdc` options that name secrets (values are secret *names*) and the chain's settings.
+OPT_URL_SECRET = "urlSecret"
+OPT_USER_SECRET = "userSecret"
+OPT_PASSWORD_SECRET = "passwordSecret"
+OPT_SCOPE = "secretScope"
+OPT_VAULT_URL = "keyVaultUrl"
+OPT_SECRETS_FILE = "secretsFile"
+
+
+def connection_from_options(options: Mapping[str, str]) -> SourceConnection:
+    """Resolve the source connection through the secrets chain, with secret names from `options`."""
+    from pathlib import Path
+
+    defaults = SecretNames.from_env()
+    names = SecretNames(
+        options.get(OPT_URL_SECRET, defaults.url),
+        options.get(OPT_USER_SECRET, defaults.user),
+        options.get(OPT_PASSWORD_SECRET, defaults.password),
+    )
+    secrets_file = options.get(OPT_SECRETS_FILE)
+    chain = default_chain(
+        scope=options.get(OPT_SCOPE),
+        vault_url=options.get(OPT_VAULT_URL),
+        secrets_file=Path(secrets_file) if secrets_file else None,
+    )
+    return source_connection(names, chain)
+
+
+def open_connection(
+    conn: SourceConnection,
+    *,
+    autocommit: bool = True,
+    retry_for_s: float = 0.0,
+    **extra: Any,
+) -> psycopg.Connection:
+    """A psycopg connection. Refused connections are retried for `retry_for_s` seconds (a restarting
+    server); a wrong password is not retried. Errors name the secrets to check, never their values."""
+    deadline = time.monotonic() + retry_for_s
+    delay = 0.2
+    while True:
+        try:
+            return psycopg.connect(
+                conn.conninfo(application_name="inventory-bronze-capture", **extra),
+                autocommit=autocommit,
+                connect_timeout=10,
+            )
+        except psycopg.OperationalError as err:
+            text = redact(str(err).strip(), [conn.password])
+            last = text.splitlines()[-1] if text else type(err).__name__
+            if "password authentication failed" in text or "authentication failed" in text:
+                raise ConnectionFailed(
+                    f"PostgreSQL at {conn.describe()} refused the password: check the secret holding the "
+                    f"password (KPassword by default, option '{OPT_PASSWORD_SECRET}') and the user secret "
+                    f"(option '{OPT_USER_SECRET}'). Server said: {last}"
+                ) from None
+            if time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            raise ConnectionFailed(
+                f"Cannot connect to PostgreSQL at {conn.describe()} (from secret '{conn.url_secret}'): "
+                f"{last}. Start the server (`inventory-bronze db start`) or fix the connection secrets."
+            ) from None
