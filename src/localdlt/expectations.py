@@ -61,27 +61,33 @@ class AppliedExpectations:
 
     def metrics(self, progress_metrics: dict[str, Any] | None = None) -> FlowMetrics:
         out = FlowMetrics()
-        if not self.expectations:
-            return out
         if self.observation is not None:
+            if not observation_completed(self.observation):
+                return out  # the action was skipped (e.g. an idempotent write already committed)
             row = self.observation.get
         else:
             row = (progress_metrics or {}).get(self.observation_name or "", {})
         if not row:
             return out
         total = int(row.get("__total") or 0)
+        out.num_output_rows = int(row.get("__kept") or 0)
         for i, e in enumerate(self.expectations):
             passed = int(row.get(f"__pass_{i}") or 0)
             out.add_expectation(self.dataset, e.name, passed, total - passed)
-        out.dropped_records = total - int(row.get("__kept") or 0)
+        out.dropped_records = total - out.num_output_rows
         return out
 
 
+def observation_completed(observation: Observation) -> bool:
+    """Whether the observed action ran (`Observation.get` would block forever otherwise)."""
+    jo = getattr(observation, "_jo", None)
+    return jo is not None and bool(jo.future().isCompleted())
+
+
 def apply(df: DataFrame, expectations: Sequence[Expectation], dataset: str) -> AppliedExpectations:
-    """Apply expectations lazily; counts become available once an action on the result has run."""
+    """Apply expectations lazily; counts (and the number of rows kept) become available once an action on
+    the result has run. Also used without expectations, to count the rows written."""
     expectations = list(expectations)
-    if not expectations:
-        return AppliedExpectations(df=df, dataset=dataset, expectations=[])
     columns = df.columns
     passes = [F.coalesce(constraint_column(e).cast("boolean"), F.lit(False)) for e in expectations]
 

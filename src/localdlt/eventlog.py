@@ -1,0 +1,190 @@
+"""The pipeline event log: a Delta table with Databricks' columns, written as the update runs.
+
+Events are buffered and appended in small commits (at the start of the update, as flows finish, and at the
+end), so the log can be read while an update runs and tells what happened if the process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+ORIGIN_FIELDS = (
+    "cloud",
+    "region",
+    "org_id",
+    "pipeline_id",
+    "pipeline_type",
+    "pipeline_name",
+    "cluster_id",
+    "update_id",
+    "maintenance_id",
+    "table_id",
+    "table_name",
+    "flow_id",
+    "flow_name",
+    "dataset_name",
+    "sink_name",
+    "source_name",
+    "request_id",
+)
+
+EVENT_SCHEMA = StructType(
+    [
+        StructField("id", StringType(), False),
+        StructField(
+            "sequence",
+            StructType(
+                [
+                    StructField(
+                        "data_plane_id",
+                        StructType(
+                            [StructField("instance", StringType()), StructField("seq_no", LongType())]
+                        ),
+                    ),
+                    StructField("control_plane_seq_no", LongType()),
+                ]
+            ),
+        ),
+        StructField(
+            "origin",
+            StructType(
+                [StructField(name, StringType()) for name in ORIGIN_FIELDS]
+                + [StructField("batch_id", LongType())]
+            ),
+        ),
+        StructField("timestamp", TimestampType(), False),
+        StructField("message", StringType()),
+        StructField("level", StringType()),
+        StructField("maturity_level", StringType()),
+        StructField(
+            "error",
+            StructType(
+                [
+                    StructField("fatal", BooleanType()),
+                    StructField(
+                        "exceptions",
+                        ArrayType(
+                            StructType(
+                                [
+                                    StructField("class_name", StringType()),
+                                    StructField("message", StringType()),
+                                    StructField("stack", ArrayType(StringType())),
+                                ]
+                            )
+                        ),
+                    ),
+                ]
+            ),
+        ),
+        StructField("details", StringType()),
+        StructField("event_type", StringType()),
+    ]
+)
+
+_sequence_lock = threading.Lock()
+_last_sequence = 0
+
+
+def _next_sequence() -> int:
+    """Strictly increasing across updates of any pipeline written by this machine (microsecond clock)."""
+    global _last_sequence
+    with _sequence_lock:
+        _last_sequence = max(_last_sequence + 1, time.time_ns() // 1000)
+        return _last_sequence
+
+
+@dataclass
+class EventLog:
+    spark: SparkSession
+    path: str
+    pipeline_id: str
+    pipeline_name: str
+    update_id: str
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    _buffer: list[tuple[Any, ...]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flush_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def emit(
+        self,
+        event_type: str,
+        details: dict[str, Any],
+        message: str,
+        *,
+        level: str = "INFO",
+        flow: str | None = None,
+        dataset: str | None = None,
+        error: BaseException | None = None,
+        update_id: str | None = None,
+        batch_id: int | None = None,
+    ) -> None:
+        origin = {name: None for name in ORIGIN_FIELDS}
+        origin.update(
+            cloud="local",
+            pipeline_id=self.pipeline_id,
+            pipeline_type="WORKSPACE",
+            pipeline_name=self.pipeline_name,
+            cluster_id=f"local-{self.instance}",
+            update_id=update_id or self.update_id,
+        )
+        if flow:
+            origin.update(flow_name=flow, flow_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.pipeline_id}/{flow}")))
+        if dataset:
+            origin.update(
+                dataset_name=dataset,
+                table_name=dataset,
+                table_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.pipeline_id}/table/{dataset}")),
+            )
+        seq = _next_sequence()
+        row = (
+            str(uuid.uuid4()),
+            ((self.instance, seq), seq),
+            tuple(origin[name] for name in ORIGIN_FIELDS) + (batch_id,),
+            datetime.now(timezone.utc),
+            message,
+            level,
+            "STABLE",
+            _error_struct(error) if error is not None else None,
+            json.dumps({event_type: details}, default=str),
+            event_type,
+        )
+        with self._lock:
+            self._buffer.append(row)
+
+    def flush(self) -> None:
+        """Append buffered events in one Delta commit (safe to call from several threads)."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._buffer = self._buffer, []
+            if not rows:
+                return
+            df = self.spark.createDataFrame(rows, EVENT_SCHEMA)
+            df.coalesce(1).write.format("delta").mode("append").save(self.path)
+
+
+def _error_struct(error: BaseException) -> tuple[Any, ...]:
+    chain: list[tuple[Any, ...]] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 5:
+        stack = traceback.format_tb(current.__traceback__)[-5:] if current.__traceback__ else []
+        chain.append((f"{type(current).__module__}.{type(current).__qualname__}", str(current), stack))
+        current = current.__cause__
+    return (True, chain)

@@ -1,0 +1,451 @@
+"""Run one update of a loaded pipeline: set up tables, run flows in dependency order (independent ones at
+the same time), apply expectations, write Delta tables exactly once, and report to the event log."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from localdlt import context
+from localdlt import expectations as exp
+from localdlt.analysis import Analysis
+from localdlt.errors import DefinitionError, FlowError
+from localdlt.eventlog import EventLog
+from localdlt.flowcontext import FlowContext
+from localdlt.graph import Dataset, Flow, PipelineGraph
+from localdlt.metrics import FlowMetrics
+from localdlt.reader import Reader
+from localdlt.sessionproxy import SessionProxy
+from localdlt.storage import Storage
+
+FLOW_TYPES = {"query": "APPEND", "cdc": "CHANGE", "snapshot_cdc": "SNAPSHOT_CHANGE"}
+
+
+@dataclass
+class UpdateOptions:
+    full_refresh: bool = False
+    full_refresh_tables: list[str] | None = None
+    continuous: bool = False
+    max_seconds: float | None = None
+    max_workers: int = 2
+    trigger_interval_seconds: float = 1.0
+
+
+@dataclass
+class FlowOutcome:
+    flow: str
+    target: str
+    status: str = "QUEUED"
+    metrics: FlowMetrics = field(default_factory=FlowMetrics)
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class UpdateResult:
+    update_id: str
+    pipeline_id: str
+    state: str
+    storage: str
+    flows: dict[str, FlowOutcome] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "COMPLETED"
+
+
+class Update:
+    def __init__(
+        self,
+        spark: SparkSession,
+        proxy: SessionProxy,
+        graph: PipelineGraph,
+        analysis: Analysis,
+        storage: Storage,
+        events: EventLog,
+        conf: dict[str, str],
+        options: UpdateOptions,
+        on_flow: Callable[[FlowOutcome], None] = lambda o: None,
+    ) -> None:
+        self.spark = spark
+        self.proxy = proxy
+        self.graph = graph
+        self.analysis = analysis
+        self.storage = storage
+        self.events = events
+        self.conf = conf
+        self.options = options
+        self.on_flow = on_flow
+        self.stop_event = threading.Event()
+        self.outcomes: dict[str, FlowOutcome] = {
+            f.name: FlowOutcome(flow=f.name, target=f.target) for f in graph.flows.values()
+        }
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------ table setup
+    def refresh_selection(self) -> set[str]:
+        tables = {n for n, ds in self.graph.datasets.items() if not ds.is_view}
+        if self.options.full_refresh:
+            return tables
+        chosen = set(self.options.full_refresh_tables or [])
+        unknown = chosen - tables
+        if unknown:
+            raise DefinitionError(
+                f"--full-refresh-tables names {sorted(unknown)}, not tables of this pipeline "
+                f"(tables: {', '.join(sorted(tables))})."
+            )
+        return chosen
+
+    def setup_tables(self) -> None:
+        """Create missing tables, and reset those chosen for a full refresh (unless reset is disallowed)."""
+        selection = self.refresh_selection()
+        for name in self.analysis.order:
+            ds = self.graph.datasets[name]
+            path = self.storage.table_path(name, ds.path)
+            reset = name in selection and ds.reset_allowed
+            if name in selection and not ds.reset_allowed:
+                self.events.emit(
+                    "user_action",
+                    {"user_action": {"action": "FULL_REFRESH_SKIPPED", "dataset": name}},
+                    f"Full refresh skipped for '{name}': pipelines.reset.allowed is false.",
+                    dataset=name,
+                    level="WARN",
+                )
+            self._create_table(ds, path, self.analysis.schemas[name], replace=reset)
+            if reset:
+                for flow in self.graph.flows_into(name):
+                    self.storage.reset_flow(flow.name)
+                shutil.rmtree(self.storage.state_path(name), ignore_errors=True)
+
+    def _create_table(self, ds: Dataset, path: str, schema: StructType, replace: bool) -> None:
+        exists = DeltaTable.isDeltaTable(self.spark, path)
+        if exists and not replace:
+            if ds.kind != "table" or _same_columns(self.spark.read.format("delta").load(path).schema, schema):
+                return
+            replace = True  # a materialized view whose query changed shape: recreate it (kept in history)
+        builder = (DeltaTable.createOrReplace if replace else DeltaTable.createIfNotExists)(self.spark)
+        builder = builder.location(path).addColumns(schema)
+        if ds.comment:
+            builder = builder.comment(ds.comment)
+        for key, value in ds.table_properties.items():
+            builder = builder.property(key, value)
+        if ds.partition_cols:
+            builder = builder.partitionedBy(*ds.partition_cols)
+        if ds.cluster_by:
+            builder = builder.clusterBy(*ds.cluster_by)
+        try:
+            builder.execute()
+        except Exception as err:
+            raise DefinitionError(
+                f"Cannot set up table '{ds.name}' at {path}: {_first_line(err)}"
+            ) from err
+
+    # ------------------------------------------------------------------------------------------- run
+    def run_flows(self) -> None:
+        if self.options.continuous:
+            self._run_continuous()
+        else:
+            self._run_triggered()
+
+    def _run_triggered(self) -> None:
+        order = self.analysis.order
+        deps = self.analysis.table_deps
+        state: dict[str, str] = {}  # table -> done|failed
+        running: dict[Future[bool], str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
+            while len(state) < len(order):
+                for table in order:
+                    if table in state or table in running.values():
+                        continue
+                    if any(state.get(d) == "failed" for d in deps[table]):
+                        self._skip_table(table, [d for d in deps[table] if state.get(d) == "failed"])
+                        state[table] = "failed"
+                        continue
+                    if all(state.get(d) == "done" for d in deps[table]):
+                        running[pool.submit(self._run_table, table)] = table
+                if not running:
+                    continue
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    table = running.pop(fut)
+                    state[table] = "done" if fut.result() else "failed"
+
+    def _run_continuous(self) -> None:
+        """Materialized views once, then every streaming flow until stopped."""
+        stop_timer = None
+        if self.options.max_seconds is not None:
+            stop_timer = threading.Timer(self.options.max_seconds, self.stop_event.set)
+            stop_timer.daemon = True
+            stop_timer.start()
+        try:
+            streaming = [n for n in self.analysis.order if self.graph.datasets[n].kind == "streaming_table"]
+            for table in self.analysis.order:
+                if table not in streaming:
+                    self._run_table(table)
+            flows = [f for t in streaming for f in self.graph.flows_into(t)]
+            with ThreadPoolExecutor(max_workers=max(1, len(flows))) as pool:
+                futures = [pool.submit(self._run_flow, f) for f in flows]
+                for fut in futures:
+                    fut.result()
+        finally:
+            if stop_timer is not None:
+                stop_timer.cancel()
+
+    def _skip_table(self, table: str, failed: list[str]) -> None:
+        for flow in self.graph.flows_into(table):
+            outcome = self.outcomes[flow.name]
+            outcome.status = "SKIPPED"
+            self._flow_event(flow, "SKIPPED", message=f"Flow '{flow.name}' skipped: upstream {failed} failed.")
+            self.on_flow(outcome)
+
+    def _run_table(self, table: str) -> bool:
+        ok = True
+        for flow in self.graph.flows_into(table):
+            ok = self._run_flow(flow) and ok
+        return ok
+
+    def _run_flow(self, flow: Flow) -> bool:
+        outcome = self.outcomes[flow.name]
+        ds = self.graph.datasets[flow.target]
+        started = time.monotonic()
+        outcome.status = "RUNNING"
+        self._flow_event(flow, "STARTING")
+        self._flow_event(flow, "RUNNING")
+        self.on_flow(outcome)
+        try:
+            session = self._session_for(flow, ds)
+            with self.proxy.using(session):
+                self._execute(flow, ds, session, outcome)
+            outcome.status = "COMPLETED" if not self.stop_event.is_set() else "STOPPED"
+        except Exception as err:
+            if isinstance(err, FlowError):
+                outcome.error = err
+            else:
+                outcome.error = FlowError(flow.name, _flow_message(flow, err))
+                outcome.error.__cause__ = err
+            outcome.status = "FAILED"
+        outcome.seconds = time.monotonic() - started
+        self._flow_event(
+            flow,
+            outcome.status,
+            metrics=outcome.metrics,
+            error=outcome.error,
+            message=(
+                f"Flow '{flow.name}' has {outcome.status}."
+                if outcome.error is None
+                else str(outcome.error)
+            ),
+        )
+        self.on_flow(outcome)
+        threading.Thread(target=self._safe_flush, daemon=True).start()
+        return outcome.status != "FAILED"
+
+    def _safe_flush(self) -> None:
+        try:
+            self.events.flush()
+        except Exception:  # the final flush reports; a background one must not kill the update
+            pass
+
+    def _session_for(self, flow: Flow, ds: Dataset) -> SparkSession:
+        conf = {**ds.spark_conf, **flow.spark_conf}
+        if not conf:
+            return self.spark
+        session = self.spark.newSession()
+        for key, value in {**self.conf, **conf}.items():
+            session.conf.set(key, value)
+        return session
+
+    # ----------------------------------------------------------------------------------- flow kinds
+    def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> None:
+        path = self.storage.table_path(ds.name, ds.path)
+        reader = Reader(session, self.graph, self.storage, flow.name)
+        ctx = FlowContext(
+            spark=session,
+            storage=self.storage,
+            graph=self.graph,
+            pipeline_id=self.events.pipeline_id,
+            update_id=self.events.update_id,
+            flow=flow,
+            target=ds,
+            target_path=path,
+            reader=reader,
+            continuous=self.options.continuous,
+            trigger_interval_seconds=self.options.trigger_interval_seconds,
+            stop_event=self.stop_event,
+            metrics=outcome.metrics,
+            on_progress=lambda m: self._flow_progress(flow, m),
+            conf=self.conf,
+        )
+        if flow.kind == "cdc":
+            from localdlt import cdc
+
+            cdc.run_cdc_flow(ctx)
+        elif flow.kind == "snapshot_cdc":
+            from localdlt import cdc
+
+            cdc.run_snapshot_flow(ctx)
+        elif ds.kind == "table":
+            self._materialize(ctx)
+        elif flow.once:
+            self._append_once(ctx)
+        else:
+            self._append_stream(ctx)
+
+    def _query(self, ctx: FlowContext) -> DataFrame:
+        assert ctx.flow.func is not None
+        with context.reading_with(ctx.reader):
+            df = ctx.flow.func()
+        if not isinstance(df, DataFrame):
+            raise DefinitionError(
+                f"The query function of flow '{ctx.flow.name}' ({ctx.flow.source_file}) must return a "
+                f"Spark DataFrame, got {type(df).__name__}."
+            )
+        return df
+
+    def _materialize(self, ctx: FlowContext) -> None:
+        """Materialized view: recompute and replace the table's contents in one commit."""
+        df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
+        applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
+        try:
+            (
+                applied.df.write.format("delta").mode("overwrite").save(ctx.target_path)
+            )
+        except Exception as err:
+            raise ctx.flow_error(err) from None
+        ctx.metrics.merge(applied.metrics())
+        for view in ctx.reader.applied:
+            ctx.metrics.merge(_quality_only(view.metrics()))
+        ctx.metrics.batches += 1
+
+    def _append_once(self, ctx: FlowContext) -> None:
+        """`append_flow(once=True)`: append a batch query one time (again after a full refresh)."""
+        state = self.storage.flow_state(ctx.flow.name)
+        if state.get("once_done"):
+            return
+        df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
+        applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
+        try:
+            (
+                applied.df.write.format("delta")
+                .mode("append")
+                .option("mergeSchema", "true")
+                .options(**ctx.write_options(0))
+                .save(ctx.target_path)
+            )
+        except Exception as err:
+            raise ctx.flow_error(err) from None
+        ctx.metrics.merge(applied.metrics())
+        ctx.metrics.batches += 1
+        self.storage.save_flow_state(ctx.flow.name, {**state, "once_done": True})
+
+    def _append_stream(self, ctx: FlowContext) -> None:
+        """Streaming table flow: append each micro-batch exactly once (Delta idempotent writes)."""
+        schema = self.analysis.schemas[ctx.target.name]
+        target = ctx.target
+
+        def batch(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
+            applied = exp.apply(conform(batch_df, target, schema), target.expectations, target.name)
+            (
+                applied.df.write.format("delta")
+                .mode("append")
+                .option("mergeSchema", "true")
+                .options(**ctx.write_options(batch_id))
+                .save(ctx.target_path)
+            )
+            return applied.metrics()
+
+        ctx.run_stream(self._query(ctx), batch)
+
+    # --------------------------------------------------------------------------------------- events
+    def _flow_event(
+        self,
+        flow: Flow,
+        status: str,
+        metrics: FlowMetrics | None = None,
+        error: BaseException | None = None,
+        message: str | None = None,
+    ) -> None:
+        details: dict[str, Any] = {"status": status}
+        if metrics is not None:
+            details.update(metrics.to_details())
+        self.events.emit(
+            "flow_progress",
+            details,
+            message or f"Flow '{flow.name}' is {status}.",
+            level="ERROR" if status == "FAILED" else ("METRICS" if metrics is not None else "INFO"),
+            flow=flow.name,
+            dataset=flow.target,
+            error=error,
+        )
+
+    def _flow_progress(self, flow: Flow, metrics: FlowMetrics) -> None:
+        self.on_flow(self.outcomes[flow.name])
+
+    def emit_definitions(self) -> None:
+        for flow in self.graph.flows.values():
+            schema = self.analysis.schemas.get(flow.target)
+            ds = self.graph.datasets[flow.target]
+            self.events.emit(
+                "flow_definition",
+                {
+                    "output_dataset": flow.target,
+                    "input_datasets": flow.inputs,
+                    "flow_type": "COMPLETE" if ds.kind == "table" else FLOW_TYPES[flow.kind],
+                    "dataset_type": "MATERIALIZED_VIEW" if ds.kind == "table" else "STREAMING_TABLE",
+                    "schema": [
+                        {"name": f.name, "data_type": f.dataType.simpleString()} for f in (schema.fields if schema else [])
+                    ],
+                    "expectations": [
+                        {"name": e.name, "constraint": e.constraint_sql, "action": e.action}
+                        for e in ds.expectations
+                    ],
+                    "explain_text": None,
+                },
+                f"Flow '{flow.name}' is defined as {FLOW_TYPES[flow.kind]} into '{flow.target}'.",
+                flow=flow.name,
+                dataset=flow.target,
+            )
+
+
+def conform(df: DataFrame, ds: Dataset, schema: StructType) -> DataFrame:
+    """Enforce a declared schema: the query's columns, in the declared order and types."""
+    if ds.schema is None:
+        return df
+    have = {c.lower(): c for c in df.columns}
+    missing = [f.name for f in schema.fields if f.name.lower() not in have]
+    extra = [c for c in df.columns if c.lower() not in {f.name.lower() for f in schema.fields}]
+    if missing or extra:
+        raise DefinitionError(
+            f"The query of '{ds.name}' does not match its declared schema: missing {missing}, "
+            f"not declared {extra}."
+        )
+    return df.select(*[F.col(have[f.name.lower()]).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def _same_columns(a: StructType, b: StructType) -> bool:
+    return [(f.name.lower(), f.dataType) for f in a.fields] == [(f.name.lower(), f.dataType) for f in b.fields]
+
+
+def _quality_only(m: FlowMetrics) -> FlowMetrics:
+    return FlowMetrics(expectations=m.expectations, dropped_records=m.dropped_records)
+
+
+def _flow_message(flow: Flow, err: BaseException) -> str:
+    return f"Flow '{flow.name}' failed: {type(err).__name__}: {_first_line(err)}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

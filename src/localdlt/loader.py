@@ -1,0 +1,95 @@
+"""Load pipeline source files into a `PipelineGraph`.
+
+Each file runs as its own module with `import dlt` resolving to the local runtime's API and `spark` as a
+global, as on Databricks. `sys.modules["dlt"]` is set only while pipeline code runs and restored after,
+so nothing else in the process sees it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from localdlt import api, context
+from localdlt.errors import DefinitionError, PipelineError, PipelineLoadError
+from localdlt.graph import PipelineGraph
+
+
+def source_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The .py files of the given files and folders (recursively), in a stable order."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+            files.extend(p for p in found if p.name != "__init__.py")
+        elif path.is_file():
+            if path.suffix != ".py":
+                raise PipelineLoadError(f"Pipeline source {path} is not a Python file (.py).")
+            files.append(path)
+        else:
+            raise PipelineLoadError(f"Pipeline source {path} does not exist.")
+    if not files:
+        raise PipelineLoadError(f"No pipeline source files (.py) found in {', '.join(map(str, paths))}.")
+    seen: set[Path] = set()
+    return [f for f in (p.resolve() for p in files) if not (f in seen or seen.add(f))]
+
+
+@contextmanager
+def dlt_module() -> Iterator[None]:
+    """Make `import dlt` give the local runtime's API while pipeline code runs."""
+    previous = sys.modules.get("dlt")
+    sys.modules["dlt"] = api
+    try:
+        yield
+    finally:
+        if previous is None:
+            sys.modules.pop("dlt", None)
+        else:
+            sys.modules["dlt"] = previous
+
+
+def load(paths: Iterable[str | Path], spark: Any) -> PipelineGraph:
+    """Import every pipeline file; their decorators fill and return the graph."""
+    graph = PipelineGraph()
+    files = source_files(paths)
+    extra_paths = sorted({str(f.parent) for f in files})
+    added = [p for p in extra_paths if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        with dlt_module():
+            for index, file in enumerate(files):
+                _load_file(graph, file, index, spark)
+    finally:
+        for p in added:
+            if p in sys.path:
+                sys.path.remove(p)
+    graph.validate_targets()
+    return graph
+
+
+def _load_file(graph: PipelineGraph, file: Path, index: int, spark: Any) -> None:
+    module_name = f"localdlt_pipeline_{index}_{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise PipelineLoadError(f"Cannot load pipeline source {file}.")
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__["spark"] = spark
+    try:
+        with context.defining(graph, str(file)):
+            spec.loader.exec_module(module)
+    except PipelineError:
+        raise
+    except Exception as err:
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(file)]
+        where = f"{file}:{frames[-1].lineno}" if frames else str(file)
+        raise PipelineLoadError(
+            f"Pipeline source {where} failed to import: {type(err).__name__}: {err}"
+        ) from err
+    if not isinstance(graph, PipelineGraph):  # pragma: no cover - defensive
+        raise DefinitionError("internal: graph replaced while loading")

@@ -1,0 +1,177 @@
+"""`run_update`: load pipeline files and run one update, with the event log around it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from localdlt import loader
+from localdlt.analysis import Analyzer
+from localdlt.errors import PipelineError
+from localdlt.eventlog import EventLog
+from localdlt.executor import Update, UpdateOptions, UpdateResult
+from localdlt.livetables import live_tables
+from localdlt.progress import ConsoleProgress
+from localdlt.session import get_spark
+from localdlt.sessionproxy import SessionProxy
+from localdlt.storage import Storage
+
+
+def pipeline_id_for(storage: Storage, conf: Mapping[str, str]) -> str:
+    return conf.get("pipelines.id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"localdlt:{storage.root}"))
+
+
+@contextmanager
+def _exclusive(storage: Storage) -> Iterator[None]:
+    lock_path = storage.root / "system" / "update.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(
+                f"Another update is running on pipeline storage {storage.root}; wait for it or stop it."
+            ) from None
+        yield
+
+
+def _mark_interrupted(storage: Storage, events: EventLog) -> None:
+    """An update whose process died (kill -9, power loss) left its marker: record it as FAILED."""
+    marker = storage.root / "system" / "running.json"
+    if not marker.exists():
+        return
+    try:
+        previous = json.loads(marker.read_text())
+    except ValueError:
+        previous = {}
+    update_id = previous.get("update_id")
+    if update_id:
+        events.emit(
+            "update_progress",
+            {"state": "FAILED", "interrupted": True},
+            f"Update {update_id} was interrupted: its process (pid {previous.get('pid')}) ended before "
+            f"the update finished. Work it committed is kept; streams resume from their checkpoints.",
+            level="ERROR",
+            update_id=update_id,
+        )
+
+
+@contextmanager
+def _stop_on_sigint(update: Update) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if update.stop_event.is_set():
+            raise KeyboardInterrupt
+        update.stop_event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_update(
+    paths: Iterable[str | Path],
+    storage: str | Path,
+    conf: Mapping[str, str] | None = None,
+    options: UpdateOptions | None = None,
+    pipeline_name: str | None = None,
+    spark: SparkSession | None = None,
+    progress: ConsoleProgress | None = None,
+) -> UpdateResult:
+    """Run one update of the pipeline made of `paths` (files or folders) on `storage`.
+
+    Never raises for a failing pipeline: the result's `state` is FAILED and `error`/`flows` say why.
+    """
+    options = options or UpdateOptions()
+    conf = {str(k): str(v) for k, v in (conf or {}).items()}
+    store = Storage.at(storage)
+    spark = spark or get_spark()
+    progress = progress or ConsoleProgress()
+    pipeline_id = pipeline_id_for(store, conf)
+    name = pipeline_name or conf.get("pipelines.name") or store.root.name
+    update_id = str(uuid.uuid4())
+    started = time.monotonic()
+    for key, value in {**conf, "pipelines.id": pipeline_id}.items():
+        spark.conf.set(key, value)
+
+    with _exclusive(store):
+        events = EventLog(spark, store.event_log_path, pipeline_id, name, update_id)
+        _mark_interrupted(store, events)
+        marker = store.root / "system" / "running.json"
+        marker.write_text(json.dumps({"update_id": update_id, "pid": os.getpid()}))
+        selection = options.full_refresh_tables or []
+        events.emit(
+            "create_update",
+            {
+                "cause": "USER_ACTION",
+                "full_refresh": options.full_refresh,
+                "full_refresh_selection": selection,
+                "continuous": options.continuous,
+                "config": conf,
+            },
+            f"Update {update_id[:8]} started by USER_ACTION.",
+        )
+        events.emit("update_progress", {"state": "INITIALIZING"}, f"Update {update_id[:8]} is INITIALIZING.")
+        events.flush()
+        progress.line(f"update {update_id} of pipeline '{name}' ({store.root})")
+
+        result = UpdateResult(update_id=update_id, pipeline_id=pipeline_id, state="FAILED", storage=str(store.root))
+        update: Update | None = None
+        proxy = SessionProxy(spark)
+        try:
+            graph = loader.load(paths, proxy)
+            with live_tables(set(graph.datasets)):
+                analysis = Analyzer(spark, graph).run()
+                update = Update(spark, proxy, graph, analysis, store, events, conf, options, progress.on_flow)
+                result.flows = update.outcomes
+                update.emit_definitions()
+                _state(events, update_id, "SETTING_UP_TABLES")
+                update.setup_tables()
+                _state(events, update_id, "RUNNING")
+                events.flush()
+                for outcome in update.outcomes.values():
+                    progress.on_flow(outcome)
+                with _stop_on_sigint(update):
+                    update.run_flows()
+            failed = {n: o.error for n, o in update.outcomes.items() if o.status == "FAILED" and o.error}
+            result.state = "FAILED" if failed else "COMPLETED"
+            if failed:
+                from localdlt.errors import UpdateFailed
+
+                result.error = UpdateFailed(update_id, failed)
+        except PipelineError as err:
+            result.error = err
+        except Exception as err:  # anything unexpected still ends the update properly
+            result.error = err
+        result.seconds = time.monotonic() - started
+        events.emit(
+            "update_progress",
+            {"state": result.state},
+            f"Update {update_id[:8]} is {result.state}."
+            + (f" {result.error}" if result.error is not None else ""),
+            level="ERROR" if result.state == "FAILED" else "INFO",
+            error=result.error,
+        )
+        events.flush()
+        marker.unlink(missing_ok=True)
+    progress.summary(result)
+    return result
+
+
+def _state(events: EventLog, update_id: str, state: str) -> None:
+    events.emit("update_progress", {"state": state}, f"Update {update_id[:8]} is {state}.")
