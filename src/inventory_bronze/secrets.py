@@ -392,6 +392,8 @@ class SourceConnection:
     password: SecretValue = field(repr=False)
     params: tuple[tuple[str, str], ...] = ()
     url_secret: str = "KConnectionString"
+    user_secret: str = "KUser"
+    password_secret: str = "KPassword"
 
     @property
     def jdbc_url(self) -> str:
@@ -442,7 +444,9 @@ def source_connection(names: SecretNames | None = None, chain: SecretChain | Non
     user = chain.get(names.user)
     password = chain.get(names.password)
     host, port, database, params = parse_connection_url(url.reveal(), secret_name=names.url)
-    return SourceConnection(host, port, database, user.reveal(), password, params, names.url)
+    return SourceConnection(
+        host, port, database, user.reveal(), password, params, names.url, names.user, names.password
+    )
 
 
 def redact(text: str, secrets: Iterable[SecretValue]) -> str:

@@ -68,9 +68,10 @@ def open_connection(
             last = text.splitlines()[-1] if text else type(err).__name__
             if "password authentication failed" in text or "authentication failed" in text:
                 raise ConnectionFailed(
-                    f"PostgreSQL at {conn.describe()} refused the password: check the secret holding the "
-                    f"password (KPassword by default, option '{OPT_PASSWORD_SECRET}') and the user secret "
-                    f"(option '{OPT_USER_SECRET}'). Server said: {last}"
+                    f"PostgreSQL at {conn.describe()} refused the password from secret "
+                    f"'{conn.password_secret}' for the user from secret '{conn.user_secret}': fix those "
+                    f"secrets (or name others with options '{OPT_PASSWORD_SECRET}'/'{OPT_USER_SECRET}'). "
+                    f"Server said: {last}"
                 ) from None
             if time.monotonic() < deadline:
                 time.sleep(delay)

@@ -1,0 +1,472 @@
+"""`pgcdc`: a PySpark streaming data source of one PostgreSQL table's changes, read from the WAL through
+logical decoding (pgoutput), with LSN offsets and a replication slot confirmed only after Spark commits.
+
+    from inventory_bronze.source.capture import register
+    register(spark)                                  # once per session (also on Databricks)
+    df = (spark.readStream.format("pgcdc")
+          .option("table", "tests.orders")           # required: schema.table
+          .load())
+
+Options (all optional except `table`):
+
+| option             | default                 | meaning                                                  |
+|--------------------|-------------------------|----------------------------------------------------------|
+| table              | -                       | schema.table to capture                                  |
+| slot / publication | ib_cdc_<table>          | created by `inventory-bronze capture setup`              |
+| snapshot           | true                    | first batch = the table's rows (`_op` = 'snapshot')     |
+| maxChangesPerBatch | 100000                  | upper bound of changes decoded per micro-batch           |
+| reconnectTimeout   | 60                      | seconds to keep retrying a refused connection            |
+| urlSecret, userSecret, passwordSecret | KConnectionString, KUser, KPassword | secret names |
+| secretScope, keyVaultUrl, secretsFile | environment  | settings of the secrets chain          |
+
+Output: the table's columns (typed from the catalog, see `capture_types`) and
+`_op` insert|update|delete|truncate|snapshot, `_lsn` (commit LSN as a long), `_commit_ts` (UTC),
+`_seq` (long: `_lsn << 20 | position in the transaction`; orders every change of the stream) and
+`_unchanged_cols` (columns whose unchanged TOAST value was not sent: they are NULL in the row and the
+consumer must keep its previous value, e.g. `apply_changes(..., ignore_null_updates_column_list=...)`
+restricted to those columns, or a merge that keeps the old value for the listed columns).
+Deletes carry the replica identity (the primary key, or every column with REPLICA IDENTITY FULL); a
+truncate is one row with only the metadata set. An update that changes the primary key is emitted as a
+delete of the old key followed by an insert of the new one.
+
+Snapshot consistency: the first batch holds the table's rows read in one REPEATABLE READ transaction at a
+moment T after the slot's position C (`_lsn` = C, `_seq` below every change of the stream), plus the
+changes committed after C. Changes committed between C and T are therefore in the snapshot and again in
+the stream, in order after it: applying snapshot + stream as keyed upserts/deletes (apply_changes) ends
+exactly in the source's state, nothing lost and nothing doubled in the final table.
+
+Exactly-once: an offset is the end LSN of the last transaction of a batch. `partitions(start, end)`
+decodes the transactions whose commit LSN lies in [start, end); `commit(end)` advances the slot to `end`
+only after Spark has committed the batch, so a restarted query (or a restarted server) re-reads exactly
+the uncommitted batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.types import StructType
+
+from inventory_bronze.secrets import SourceConnection
+from inventory_bronze.source.capture_connection import connection_from_options, open_connection
+from inventory_bronze.source.capture_errors import CaptureConfigError, DecodeError, SlotInvalidatedError
+from inventory_bronze.source.capture_pgoutput import (
+    UNCHANGED,
+    Change,
+    Relation,
+    Transaction,
+    decode_transactions,
+    lsn_int,
+    lsn_text,
+)
+from inventory_bronze.source.capture_slot import (
+    CaptureNames,
+    advance_slot,
+    peek_messages,
+    prepare_session,
+    recovery_command,
+    require_usable_slot,
+    split_table,
+)
+from inventory_bronze.source.capture_types import (
+    META_NAMES,
+    catalog_columns,
+    convert_value,
+    converter_for_field,
+    spark_schema,
+)
+
+try:  # pyspark >= 4.2; Databricks runtimes without it still run the source (no AvailableNow limits)
+    from pyspark.sql.streaming.datasource import ReadMaxRows, SupportsTriggerAvailableNow
+except ImportError:  # pragma: no cover
+    ReadMaxRows = None  # type: ignore[assignment,misc]
+
+    class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
+        pass
+
+
+SHORT_NAME = "pgcdc"
+SEQ_SHIFT = 20
+MAX_POSITION = (1 << SEQ_SHIFT) - 1
+DEFAULT_MAX_CHANGES = 100_000
+SNAPSHOT_FETCH_ROWS = 10_000
+
+
+def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise CaptureConfigError(f"Option '{key}' must be true or false, not {raw!r}.")
+
+
+def _int(options: Mapping[str, str], key: str, default: int) -> int:
+    raw = options.get(key)
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        raise CaptureConfigError(f"Option '{key}' must be a whole number, not {raw!r}.") from None
+    if value <= 0:
+        raise CaptureConfigError(f"Option '{key}' must be positive, not {value}.")
+    return value
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    names: CaptureNames
+    snapshot: bool
+    max_changes: int
+    reconnect_timeout_s: float
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> CaptureSettings:
+        table = options.get("table")
+        if not table:
+            raise CaptureConfigError(
+                "The pgcdc source needs option 'table' (schema.table, e.g. .option('table', 'tests.orders'))."
+            )
+        return cls(
+            CaptureNames.for_table(table, options.get("slot"), options.get("publication")),
+            _flag(options, "snapshot", True),
+            _int(options, "maxChangesPerBatch", DEFAULT_MAX_CHANGES),
+            float(_int(options, "reconnectTimeout", 60)),
+        )
+
+
+def seq_of(commit_lsn: int, position: int, table: str) -> int:
+    if position > MAX_POSITION:
+        raise DecodeError(
+            f"A transaction committed at {lsn_text(commit_lsn)} has more than {MAX_POSITION} changes of "
+            f"{table}: `_seq` cannot order them; order by (_lsn, _seq & {MAX_POSITION}) instead."
+        )
+    return (commit_lsn << SEQ_SHIFT) | position
+
+
+# --- rows -----------------------------------------------------------------------------------------------
+
+
+class _RowBuilder:
+    """Builds output tuples in the stream's schema from decoded changes."""
+
+    def __init__(self, schema: StructType, table: str) -> None:
+        self.table = table
+        self.data_fields = [f for f in schema.fields if f.name not in META_NAMES]
+        self.converters = {f.name: converter_for_field(f) for f in self.data_fields}
+        missing = [m for m in META_NAMES if m not in schema.fieldNames()]
+        if missing:
+            raise CaptureConfigError(f"A schema given to pgcdc must include the metadata columns {missing}.")
+        self.order = schema.fieldNames()
+
+    def _values(self, values: Mapping[str, object] | None) -> tuple[dict[str, Any], list[str]]:
+        out: dict[str, Any] = {}
+        unchanged: list[str] = []
+        for f in self.data_fields:
+            raw = values.get(f.name) if values else None
+            if raw is UNCHANGED:
+                unchanged.append(f.name)
+                out[f.name] = None
+            elif raw is None:
+                out[f.name] = None
+            else:
+                out[f.name] = convert_value(self.converters[f.name], str(raw), f"{self.table}.{f.name}")
+        return out, unchanged
+
+    def row(
+        self, op: str, values: Mapping[str, object] | None, lsn: int, ts: dt.datetime | None, seq: int
+    ) -> tuple:
+        data, unchanged = self._values(values)
+        meta = {"_op": op, "_lsn": lsn, "_commit_ts": ts, "_seq": seq, "_unchanged_cols": unchanged}
+        return tuple(meta[name] if name in meta else data[name] for name in self.order)
+
+
+def _is_target(relation: Relation, schema: str, table: str) -> bool:
+    return relation.namespace == schema and relation.name == table
+
+
+def change_rows(txn: Transaction, builder: _RowBuilder, schema: str, table: str) -> list[tuple]:
+    """Output rows of one transaction's changes to the target table, in transaction order."""
+    rows: list[tuple] = []
+    position = 0
+    for change in txn.changes:
+        for op, values in _expand(change, schema, table):
+            rows.append(
+                builder.row(
+                    op, values, txn.commit_lsn, txn.commit_ts, seq_of(txn.commit_lsn, position, table)
+                )
+            )
+            position += 1
+    return rows
+
+
+def _expand(change: Change, schema: str, table: str) -> list[tuple[str, Mapping[str, object] | None]]:
+    if change.op == "truncate":
+        return [("truncate", None)] if _truncates_target(change, schema, table) else []
+    if not _is_target(change.relation, schema, table):
+        return []
+    if change.op == "update" and change.old is not None and change.new is not None:
+        keys = [c.name for c in change.relation.columns if c.is_key]
+        if keys and any(change.old.get(k) != change.new.get(k) for k in keys):
+            return [("delete", change.old), ("insert", change.new)]
+    return [(change.op, change.new if change.op != "delete" else change.old)]
+
+
+def _truncates_target(change: Change, schema: str, table: str) -> bool:
+    return any(_is_target(r, schema, table) for r in change.truncated)
+
+
+# --- partitions -----------------------------------------------------------------------------------------
+
+
+class ChangesPartition(InputPartition):
+    """Rows already decoded on the driver (decoding needs the slot, which one session uses at a time)."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        super().__init__(len(rows))
+        self.rows = rows
+
+
+class SnapshotPartition(InputPartition):
+    """The table's rows, read on an executor in one REPEATABLE READ transaction."""
+
+    def __init__(self, conn: SourceConnection, table: str, lsn: int, reconnect_timeout_s: float) -> None:
+        super().__init__(table)
+        self.conn = conn
+        self.table = table
+        self.lsn = lsn
+        self.reconnect_timeout_s = reconnect_timeout_s
+
+    def __repr__(self) -> str:
+        return f"SnapshotPartition(table={self.table!r}, lsn={lsn_text(self.lsn)})"
+
+
+def read_snapshot(partition: SnapshotPartition, schema: StructType) -> Iterator[tuple]:
+    schema_name, table = split_table(partition.table)
+    builder = _RowBuilder(schema, partition.table)
+    columns = [f.name for f in builder.data_fields]
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns),
+        sql.Identifier(schema_name, table),
+    )
+    seq = (partition.lsn << SEQ_SHIFT) - 1  # below every change of the stream
+    with open_connection(partition.conn, autocommit=False, retry_for_s=partition.reconnect_timeout_s) as conn:
+        prepare_session(conn)
+        conn.commit()
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        (now,) = conn.execute("SELECT now()").fetchone()
+        with conn.cursor(name="pgcdc_snapshot") as cursor:
+            cursor.itersize = SNAPSHOT_FETCH_ROWS
+            cursor.execute(query)
+            for record in cursor:
+                yield builder.row(
+                    "snapshot", dict(zip(columns, record, strict=True)), partition.lsn, now, seq
+                )
+        conn.rollback()
+
+
+# --- the source -----------------------------------------------------------------------------------------
+
+
+class PgCdcDataSource(DataSource):
+    """`spark.readStream.format("pgcdc").option("table", "schema.table")`: see the module docstring."""
+
+    @classmethod
+    def name(cls) -> str:
+        return SHORT_NAME
+
+    def schema(self) -> StructType:
+        settings = CaptureSettings.from_options(self.options)
+        conn_settings = connection_from_options(self.options)
+        with open_connection(conn_settings, retry_for_s=settings.reconnect_timeout_s) as conn:
+            schema_name, table = split_table(settings.names.table)
+            return spark_schema(catalog_columns(conn, schema_name, table))
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return PgCdcStreamReader(dict(self.options), schema)
+
+
+class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    def __init__(self, options: Mapping[str, str], schema: StructType) -> None:
+        self.options = dict(options)
+        self.settings = CaptureSettings.from_options(self.options)
+        self.schema_ = schema
+        self.source = connection_from_options(self.options)
+        self.names = self.settings.names
+        self.schema_name, self.table = split_table(self.names.table)
+        self.builder = _RowBuilder(schema, self.names.table)
+        self._conn: psycopg.Connection | None = None
+        self._cache: tuple[int, int, list[tuple]] | None = None
+        self._stop_at: int | None = None
+        self._last_end: dict | None = None
+
+    # -- connection with retries (a server restart must not lose the stream) --
+
+    def _run(self, action: Any) -> Any:
+        deadline = time.monotonic() + self.settings.reconnect_timeout_s
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = open_connection(self.source, retry_for_s=self.settings.reconnect_timeout_s)
+                    prepare_session(self._conn)
+                return action(self._conn)
+            except (psycopg.OperationalError, psycopg.errors.ObjectInUse) as err:
+                self._close()
+                if time.monotonic() > deadline:
+                    raise SlotInvalidatedError(
+                        f"Lost the connection to the source while capturing {self.names.table} "
+                        f"({type(err).__name__}) for {self.settings.reconnect_timeout_s:.0f} s: restart the "
+                        f"query once the server is back; nothing is lost (the slot keeps the WAL)."
+                    ) from None
+                time.sleep(0.5)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+        self._conn = None
+
+    # -- offsets --
+
+    def initialOffset(self) -> dict:
+        state = self._run(lambda c: require_usable_slot(c, self.names))
+        return self._offset(int(state.confirmed_flush_lsn), snapshot_done=not self.settings.snapshot)
+
+    def _offset(self, lsn: int, *, snapshot_done: bool) -> dict:
+        return {
+            "lsn": lsn,
+            "lsn_text": lsn_text(lsn),
+            "snapshot_done": snapshot_done,
+            "slot": self.names.slot,
+        }
+
+    def _check_offset(self, offset: dict) -> None:
+        if offset.get("slot") != self.names.slot:
+            raise CaptureConfigError(
+                f"The checkpoint was written for slot '{offset.get('slot')}', this stream reads slot "
+                f"'{self.names.slot}': use a new checkpoint location for a different slot."
+            )
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._stop_at = self._run(
+            lambda c: lsn_int(c.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+        )
+
+    def getDefaultReadLimit(self) -> Any:
+        if ReadMaxRows is None:  # pragma: no cover
+            return super().getDefaultReadLimit()
+        return ReadMaxRows(self.settings.max_changes)
+
+    def latestOffset(self, start: dict | None = None, limit: Any = None) -> dict:
+        if start is None:  # Spark before 4.2 calls latestOffset() without arguments
+            start = self._last_end or self.initialOffset()
+        self._check_offset(start)
+        max_rows = getattr(limit, "maxRows", None) if limit is not None else self.settings.max_changes
+        start_lsn = int(start["lsn"])
+        end_lsn, rows = self._run(lambda c: self._decode(c, start_lsn, max_rows))
+        end = self._offset(end_lsn, snapshot_done=True)
+        if end_lsn == start_lsn and start.get("snapshot_done"):
+            end = start
+        self._cache = (start_lsn, end_lsn, rows)
+        self._last_end = end
+        return end
+
+    def _decode(
+        self, conn: psycopg.Connection, start_lsn: int, max_rows: int | None
+    ) -> tuple[int, list[tuple]]:
+        """Transactions committed in [start_lsn, ...), whole, up to about `max_rows` rows."""
+        state = require_usable_slot(conn, self.names)
+        confirmed = int(state.confirmed_flush_lsn or 0)
+        if confirmed > start_lsn:
+            raise SlotInvalidatedError(
+                f"Replication slot '{self.names.slot}' is confirmed up to {lsn_text(confirmed)}, past this "
+                f"stream's checkpoint {lsn_text(start_lsn)}: another consumer advanced it and changes of "
+                f"{self.names.table} in between are gone. Recover: {recovery_command(self.names)}."
+            )
+        # The slot is confirmed only up to the batch before the previous one (Spark commits a batch
+        # after planning the next), so the peek may start with transactions already delivered: skip
+        # them, and peek further when they filled the limit.
+        limit = None if max_rows is None else max(max_rows * 2, 1000)
+        while True:
+            messages = peek_messages(conn, self.names, limit)
+            end_lsn, rows, new_txns = start_lsn, [], 0
+            for txn in decode_transactions(messages, {}):
+                if txn.commit_lsn < start_lsn:
+                    continue
+                if self._stop_at is not None and txn.commit_lsn >= self._stop_at:
+                    break
+                new_txns += 1
+                txn_rows = change_rows(txn, self.builder, self.schema_name, self.table)
+                if max_rows is not None and rows and len(rows) + len(txn_rows) > max_rows:
+                    break
+                rows.extend(txn_rows)
+                end_lsn = txn.end_lsn
+            if new_txns or limit is None or len(messages) < limit:
+                return end_lsn, rows
+            limit *= 4
+
+    def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
+        self._check_offset(start)
+        start_lsn, end_lsn = int(start["lsn"]), int(end["lsn"])
+        parts: list[InputPartition] = []
+        if not start.get("snapshot_done") and end.get("snapshot_done"):
+            parts.append(
+                SnapshotPartition(self.source, self.names.table, start_lsn, self.settings.reconnect_timeout_s)
+            )
+        if end_lsn > start_lsn:
+            if self._cache is not None and self._cache[:2] == (start_lsn, end_lsn):
+                rows = self._cache[2]
+            else:  # re-planning a batch after a restart: decode [start, end) again
+                rows = self._run(lambda c: self._decode_range(c, start_lsn, end_lsn))
+            parts.append(ChangesPartition(rows))
+        return parts
+
+    def _decode_range(self, conn: psycopg.Connection, start_lsn: int, end_lsn: int) -> list[tuple]:
+        require_usable_slot(conn, self.names)
+        rows: list[tuple] = []
+        reached = False
+        for txn in decode_transactions(peek_messages(conn, self.names, None), {}):
+            if txn.commit_lsn < start_lsn:
+                continue
+            if txn.commit_lsn >= end_lsn:
+                reached = True
+                break
+            rows.extend(change_rows(txn, self.builder, self.schema_name, self.table))
+            reached = reached or txn.end_lsn == end_lsn
+        if not reached:
+            raise SlotInvalidatedError(
+                f"Cannot re-read {self.names.table} changes up to {lsn_text(end_lsn)} from slot "
+                f"'{self.names.slot}': the WAL is no longer there. Recover: {recovery_command(self.names)}."
+            )
+        return rows
+
+    def read(self, partition: InputPartition) -> Iterator[tuple]:
+        if isinstance(partition, ChangesPartition):
+            yield from partition.rows
+        elif isinstance(partition, SnapshotPartition):
+            yield from read_snapshot(partition, self.schema_)
+
+    def commit(self, end: dict) -> None:
+        self._check_offset(end)
+        lsn = int(end["lsn"])
+        self._run(lambda c: advance_slot(c, self.names, lsn))
+        if self._cache is not None and self._cache[1] <= lsn:
+            self._cache = None
+
+    def stop(self) -> None:
+        self._close()
+
+
+def register(spark: Any) -> None:
+    """Register the `pgcdc` format with a Spark session (idempotent)."""
+    spark.dataSource.register(PgCdcDataSource)
