@@ -177,30 +177,32 @@ def prepare_events(spec: CdcSpec, df: DataFrame, flow: str) -> tuple[DataFrame, 
     return out, values
 
 
-def check_nulls(spec: CdcSpec, events: DataFrame, flow: str) -> None:
-    """A NULL key (except on a truncate, which has no key) or a NULL sequence fails the flow."""
+def check_nulls(spec: CdcSpec, events: DataFrame, flow: str, extra: list[Column] | None = None) -> Any:
+    """A NULL key (except on a truncate, which has no key) or a NULL sequence fails the flow. `extra`
+    aggregates ride on the same Spark job; their row is returned."""
     checks = [
-        F.max(F.when((col(OP) != "T") & col(k).isNull(), 1).otherwise(0)).alias(f"k{i}")
+        F.max(F.when((col(OP) != "T") & col(k).isNull(), 1).otherwise(0)).alias(f"__k{i}")
         for i, k in enumerate(spec.keys)
     ]
-    checks.append(F.max(F.when(col(SEQ).isNull(), 1).otherwise(0)).alias("seq"))
-    row = events.agg(*checks).first()
+    checks.append(F.max(F.when(col(SEQ).isNull(), 1).otherwise(0)).alias("__null_seq"))
+    row = events.agg(*checks, *(extra or [])).first()
     if row is None:
-        return
+        return None
     for i, k in enumerate(spec.keys):
-        if row[f"k{i}"] == 1:
+        if row[f"__k{i}"] == 1:
             raise CdcError(
                 flow,
                 f"AUTO CDC flow '{flow}' failed: key column '{k}' is NULL in a change event. Keys of "
                 f"AUTO CDC events must not be NULL: fix the source, or filter such rows with `where`.",
             )
-    if row["seq"] == 1:
+    if row["__null_seq"] == 1:
         raise CdcError(
             flow,
             f"AUTO CDC flow '{flow}' failed: sequence_by ({sequence_name(spec.sequence_by)}) is NULL in "
             f"a change event. NULL sequence values are not supported: fix the source, or filter such rows "
             f"with `where`.",
         )
+    return row
 
 
 def order_struct() -> Column:

@@ -21,6 +21,7 @@ state; commits already made are skipped by Delta (txnAppId/txnVersion), the rest
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -74,37 +75,45 @@ class Scd1:
         self.collect_tombstones(spark)
 
     def collect_tombstones(self, spark: Any) -> None:
-        """Purge tombstones older than the threshold (they are ignored from then on anyway)."""
-        self._last_gc = time.time()
-        cutoff = int((time.time() - self.threshold_s) * 1000)
-        DeltaTable.forPath(spark, self.state_path).delete(
-            F.col(DELETED) & (F.col(DELETED_AT) < F.lit(cutoff))
-        )
+        """Purge tombstones older than the threshold, at most every tombstoneGCFrequencyInSeconds (expired
+        ones are ignored by the batches anyway: this only reclaims space)."""
+        marker = Path(self.ctx.storage.state_path(self.ctx.target.name, "tombstone_gc"))
+        now = time.time()
+        try:
+            last = float(marker.read_text())
+        except (OSError, ValueError):
+            last = 0.0
+        self._last_gc = max(last, self._last_gc)
+        if now - self._last_gc < self.gc_every_s:
+            return
+        cutoff = int((now - self.threshold_s) * 1000)
+        DeltaTable.forPath(spark, self.state_path).delete(F.col(DELETED) & (F.col(DELETED_AT) < F.lit(cutoff)))
+        self._last_gc = now
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(now))
 
     # ----------------------------------------------------------------------------------------- batch
     def apply(self, batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         spark = batch_df.sparkSession
         if self.ctx.continuous and time.time() - self._last_gc >= self.gc_every_s:
             self.collect_tombstones(spark)
+        # the MERGE sources are persisted and deterministic: no need for Delta to copy them again
+        spark.conf.set("spark.databricks.delta.merge.materializeSource", "none")
         spec, keys = self.spec, self.keys
         events, values = c.prepare_events(spec, batch_df, self.flow)
         events = events.persist()
         cached = [events]
         try:
-            c.check_nulls(spec, events, self.flow)
+            has_truncates = spec.apply_as_truncates is not None
+            extra = [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
+            stats = c.check_nulls(spec, events, self.flow, extra)
             inul = c.ignore_null_columns(spec, values, self.flow)
             now_ms = int(time.time() * 1000)
-
-            # truncates: the last applied one (state) and the batch's newest
-            applied_t = spark.read.format("delta").load(self.trunc_path).agg(F.max(c.SEQ).alias("__t"))
-            batch_t = events.where(c.col(c.OP) == "T").agg(F.max(c.SEQ).alias("__bt"))
-            trunc = applied_t.crossJoin(batch_t)
-            trunc = trunc.select(
-                "__t", "__bt", F.greatest(F.col("__t"), F.col("__bt")).alias("__T")
-            ).persist()
-            cached.append(trunc)
-            row = trunc.first()
-            new_truncate = row["__bt"] is not None and (row["__t"] is None or row["__bt"] > row["__t"])
+            # truncates: the newest applied one (state) and the batch's newest
+            t_prev = self._last_truncate(spark) if has_truncates else None
+            t_batch = stats["__t_batch"] if has_truncates and stats is not None else None
+            new_truncate = t_batch is not None and (t_prev is None or t_batch > t_prev)
+            t_max = t_batch if new_truncate else t_prev
 
             # state before the batch: live keys and unexpired tombstones
             cutoff = now_ms - int(self.threshold_s * 1000)
@@ -114,8 +123,11 @@ class Scd1:
                 .where(~F.col(DELETED) | (F.col(DELETED_AT) >= F.lit(cutoff)))
                 .select(*[c.col(k) for k in keys], c.col(c.SEQ).alias(ST_SEQ))
             )
-            live = events.where(c.col(c.OP) != "T").crossJoin(F.broadcast(trunc.select("__T")))
-            live = live.where(F.col("__T").isNull() | (c.col(c.SEQ) > F.col("__T"))).drop("__T")
+            live = events.where(c.col(c.OP) != "T") if has_truncates else events
+            if t_max is not None:
+                seq_type = events.schema[c.SEQ].dataType
+                bound = spark.createDataFrame([(t_max,)], StructType([StructField("__t_max", seq_type)]))
+                live = live.crossJoin(F.broadcast(bound)).where(c.col(c.SEQ) > F.col("__t_max")).drop("__t_max")
             live = live.join(state, keys, "left").where(
                 F.col(ST_SEQ).isNull() | (c.col(c.SEQ) > F.col(ST_SEQ))
             )
@@ -161,8 +173,10 @@ class Scd1:
                 metrics.num_output_rows += counts["num_affected_rows"]
             # 3. the truncate, then the keys' sequences, in the hidden state
             if new_truncate:
+                seq_type = events.schema[c.SEQ].dataType
+                schema = StructType([StructField(c.SEQ, seq_type), StructField("__at", LongType())])
                 (
-                    batch_t.select(F.col("__bt").alias(c.SEQ), F.lit(now_ms).alias("__at"))
+                    spark.createDataFrame([(t_batch, now_ms)], schema)
                     .write.format("delta")
                     .mode("append")
                     .options(**c.txn_options(self.ctx.app_id + ":truncates", batch_id))
@@ -189,6 +203,10 @@ class Scd1:
         finally:
             for df in cached:
                 df.unpersist()
+
+    def _last_truncate(self, spark: Any) -> Any:
+        row = spark.read.format("delta").load(self.trunc_path).agg(F.max(c.SEQ).alias("t")).first()
+        return row["t"] if row is not None else None
 
     def _merge_target(
         self, spark: Any, effects: DataFrame, keys: list[str], values: list[str], inul: list[str], batch_id: int

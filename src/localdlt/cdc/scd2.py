@@ -47,6 +47,7 @@ class Scd2:
 
     def apply(self, batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         spark = batch_df.sparkSession
+        spark.conf.set("spark.databricks.delta.merge.materializeSource", "none")
         spec, keys = self.spec, self.keys
         events, values = c.prepare_events(spec, batch_df, self.flow)
         events = events.dropDuplicates().persist()

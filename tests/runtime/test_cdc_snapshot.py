@@ -1,0 +1,60 @@
+"""AUTO CDC FROM SNAPSHOT: a dataset source and a function source, SCD type 1 and 2."""
+
+from __future__ import annotations
+
+from tests.runtime.cdc_harness import CdcHarness
+
+SCHEMA = "id INT, name STRING, city STRING"
+
+
+def test_function_source_scd1_and_scd2(spark, tmp_path):
+    snapshots = {
+        1: [(1, "a", "x"), (2, "b", "y"), (3, "c", "z")],
+        2: [(1, "a", "x"), (2, "b2", "y"), (4, "d", "w")],  # 2 changed, 3 gone, 4 new, 1 unchanged
+        3: [(1, "a", "x2"), (2, "b2", "y"), (4, "d", "w")],  # only an untracked column of 1 changed
+    }
+    calls: list = []
+
+    def source(latest):
+        calls.append(latest)
+        nxt = 1 if latest is None else latest + 1
+        if nxt not in snapshots or nxt > limit[0]:
+            return None
+        return spark.createDataFrame(snapshots[nxt], SCHEMA), nxt
+
+    limit = [2]
+    h1 = CdcHarness(spark, tmp_path / "one", SCHEMA)
+    f1 = h1.snapshot_flow(source=source, keys=["id"])
+    ctx = h1.run(f1)
+    assert h1.rows() == [(1, "a", "x"), (2, "b2", "y"), (4, "d", "w")]
+    assert calls == [None, 1, 2]
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (3 + 2, 1)
+
+    calls.clear()
+    h2 = CdcHarness(spark, tmp_path / "two", SCHEMA)
+    f2 = h2.snapshot_flow(source=source, keys=["id"], stored_as_scd_type=2, track_history_except_column_list=["city"])
+    h2.run(f2)
+    limit[0] = 3
+    ctx = h2.run(f2)  # a later update continues from the latest version
+    assert calls == [None, 1, 2, 2, 3]
+    assert h2.columns() == ["id", "name", "city", "__START_AT", "__END_AT"]
+    assert h2.rows() == [
+        (1, "a", "x2", 1, None),
+        (2, "b", "y", 1, 2),
+        (2, "b2", "y", 2, None),
+        (3, "c", "z", 1, 2),
+        (4, "d", "w", 2, None),
+    ]
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (1, 0)
+
+
+def test_dataset_source_scd1(spark, tmp_path):
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    f = h.snapshot_flow(source="snap", keys=["id"])
+    path = h.source("snap")
+    spark.createDataFrame([(1, "a", "x"), (2, "b", "y")], SCHEMA).write.format("delta").mode("overwrite").save(path)
+    h.run(f)
+    spark.createDataFrame([(2, "b", "y2"), (3, "c", "z")], SCHEMA).write.format("delta").mode("overwrite").save(path)
+    ctx = h.run(f)
+    assert h.rows() == [(2, "b", "y2"), (3, "c", "z")]
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (2, 1)
