@@ -12,6 +12,7 @@ import pytest
 
 from inventory_bronze.source import server
 from inventory_bronze.source.errors import ConnectionFailed, ServerNotRunning
+from tests.fixtures.postgres import server_folder
 
 
 def test_server_runs_with_logical_wal_and_login_role(pg_server: server.ServerInfo) -> None:
@@ -61,10 +62,15 @@ def test_superuser_cannot_log_in_over_tcp(pg_server: server.ServerInfo) -> None:
         superuser.connect()
 
 
-def test_stop_status_and_restart(tmp_path: Path) -> None:
+def test_stop_status_and_restart() -> None:
     """A second, private server: the shared one keeps running for the other tests."""
-    data_dir = tmp_path / "pg"
-    secrets = tmp_path / "secrets.json"
+    with server_folder() as folder:
+        _stop_status_and_restart(folder)
+
+
+def _stop_status_and_restart(folder: Path) -> None:
+    data_dir = folder / "pg"
+    secrets = folder / "secrets.json"
     saved = os.environ.get(server.ENV_SECRETS_FILE)
     os.environ[server.ENV_SECRETS_FILE] = str(secrets)
     try:
