@@ -55,7 +55,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.types import StructType
 
 from inventory_bronze.secrets import SourceConnection
-from inventory_bronze.source.capture_connection import connection_from_options, open_connection
+from inventory_bronze.source.capture_connection import connection_from_options, lower_keys, open_connection
 from inventory_bronze.source.capture_errors import CaptureConfigError, DecodeError, SlotInvalidatedError
 from inventory_bronze.source.capture_pgoutput import (
     UNCHANGED,
@@ -100,7 +100,7 @@ SNAPSHOT_FETCH_ROWS = 10_000
 
 
 def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = options.get(key)
+    raw = options.get(key.lower())
     if raw is None:
         return default
     if raw.lower() in ("true", "1", "yes"):
@@ -111,7 +111,7 @@ def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
 
 
 def _int(options: Mapping[str, str], key: str, default: int) -> int:
-    raw = options.get(key)
+    raw = options.get(key.lower())
     try:
         value = int(raw) if raw is not None else default
     except ValueError:
@@ -130,6 +130,7 @@ class CaptureSettings:
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> CaptureSettings:
+        options = lower_keys(options)
         table = options.get("table")
         if not table:
             raise CaptureConfigError(

@@ -10,8 +10,10 @@ import psycopg
 
 from inventory_bronze.secrets import (
     SecretNames,
+    SecretValue,
     SourceConnection,
     default_chain,
+    parse_connection_url,
     redact,
     source_connection,
 )
@@ -24,22 +26,50 @@ OPT_PASSWORD_SECRET = "passwordSecret"
 OPT_SCOPE = "secretScope"
 OPT_VAULT_URL = "keyVaultUrl"
 OPT_SECRETS_FILE = "secretsFile"
+#: Resolved values, for runtimes whose Python workers cannot reach the secrets chain (Databricks: dbutils
+#: exists only in the notebook's process). Spark redacts options named like *password* in plans and UIs.
+OPT_URL, OPT_USER, OPT_PASSWORD = "url", "user", "password"
+
+
+def lower_keys(options: Mapping[str, str]) -> dict[str, str]:
+    """Spark hands data sources case-insensitive options (lower-cased keys once copied): normalise."""
+    return {str(k).lower(): v for k, v in options.items()}
 
 
 def connection_from_options(options: Mapping[str, str]) -> SourceConnection:
-    """Resolve the source connection through the secrets chain, with secret names from `options`."""
+    """The source connection: from resolved `url`/`user`/`password` options when given (see
+    `resolved_options`), else through the secrets chain with secret names from `options`."""
     from pathlib import Path
+
+    options = lower_keys(options)
+    if options.get(OPT_PASSWORD) is not None:
+        missing = [k for k in (OPT_URL, OPT_USER) if not options.get(k)]
+        if missing:
+            raise ConnectionFailed(f"Option 'password' is set, so options {missing} are needed too.")
+        host, port, database, params = parse_connection_url(options[OPT_URL], secret_name="option 'url'")
+        password = SecretValue(options[OPT_PASSWORD], "option 'password'", "stream options")
+        return SourceConnection(
+            host,
+            port,
+            database,
+            options[OPT_USER],
+            password,
+            params,
+            "option 'url'",
+            "option 'user'",
+            "option 'password'",
+        )
 
     defaults = SecretNames.from_env()
     names = SecretNames(
-        options.get(OPT_URL_SECRET, defaults.url),
-        options.get(OPT_USER_SECRET, defaults.user),
-        options.get(OPT_PASSWORD_SECRET, defaults.password),
+        options.get(OPT_URL_SECRET.lower(), defaults.url),
+        options.get(OPT_USER_SECRET.lower(), defaults.user),
+        options.get(OPT_PASSWORD_SECRET.lower(), defaults.password),
     )
-    secrets_file = options.get(OPT_SECRETS_FILE)
+    secrets_file = options.get(OPT_SECRETS_FILE.lower())
     chain = default_chain(
-        scope=options.get(OPT_SCOPE),
-        vault_url=options.get(OPT_VAULT_URL),
+        scope=options.get(OPT_SCOPE.lower()),
+        vault_url=options.get(OPT_VAULT_URL.lower()),
         secrets_file=Path(secrets_file) if secrets_file else None,
     )
     return source_connection(names, chain)
@@ -81,3 +111,11 @@ def open_connection(
                 f"Cannot connect to PostgreSQL at {conn.describe()} (from secret '{conn.url_secret}'): "
                 f"{last}. Start the server (`inventory-bronze db start`) or fix the connection secrets."
             ) from None
+
+
+def resolved_options(names: SecretNames | None = None, chain: Any = None) -> dict[str, str]:
+    """`url`/`user`/`password` options resolved through the secrets chain in *this* process, for
+    `spark.readStream.format("pgcdc").options(**resolved_options())` where the data source's Python workers
+    cannot reach the chain themselves (on Databricks, dbutils lives in the notebook's process only)."""
+    conn = source_connection(names, chain)
+    return {OPT_URL: conn.jdbc_url, OPT_USER: conn.user, OPT_PASSWORD: conn.password.reveal()}
