@@ -466,7 +466,7 @@ def _pipeline_spec(
     path = ("resources", "pipelines", key)
     libraries: list[Path] = []
     for i, entry in enumerate(settings.get("libraries") or []):
-        pattern, files = library_files(bundle, key, i, entry)
+        pattern, files = library_files(bundle, key, entry)
         if pattern is None:
             problems.append(
                 f"{bundle.where((*path, 'libraries'))}[{i}]: only glob, file and notebook libraries can run "
@@ -498,8 +498,8 @@ def _pipeline_spec(
     )
 
 
-def library_files(bundle: Bundle, key: str, index: int, entry: Any) -> tuple[str | None, list[Path]]:
-    """The pattern of one `libraries[index]` entry of pipeline `key` and the .py files it matches.
+def library_files(bundle: Bundle, key: str, entry: Any) -> tuple[str | None, list[Path]]:
+    """The pattern of one `libraries` entry of pipeline `key` and the .py files it matches.
 
     Relative paths are relative to the file that declares the entry. A glob such as `../pipelines/batch/**`
     matches every file below that folder; only `.py` files outside `__pycache__` count."""
@@ -617,7 +617,7 @@ def _check_pipelines(bundle: Bundle) -> list[str]:
             )
     for key, settings in bundle.resources.get("pipelines", {}).items():
         for i, entry in enumerate((settings or {}).get("libraries") or []):
-            pattern, files = library_files(bundle, key, i, entry)
+            pattern, files = library_files(bundle, key, entry)
             if pattern is not None and not files:
                 where = bundle.where(("resources", "pipelines", key, "libraries"))
                 problems.append(
