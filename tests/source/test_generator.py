@@ -164,3 +164,20 @@ def test_clean_seed_can_validate_foreign_keys(pg_server) -> None:
         ).fetchone()
     declared = sum(len(t.foreign_keys) for t in TABLES_BY_NAME.values())
     assert row == (True, declared)
+
+
+def test_a_failed_load_names_the_table_and_stops_the_generator(pg_server) -> None:
+    import threading
+
+    from inventory_bronze.source.schema import create_schema
+
+    seed_database(pg_server, scale=SCALE, seed=5, quiet=True)
+    with pg_server.connect() as conn:
+        conn.execute('ALTER TABLE tests.customers DROP COLUMN "Preferences"')
+        conn.commit()
+    try:
+        with pytest.raises(GeneratorError, match=r"tests\.customers.*Preferences"):
+            seed_database(pg_server, scale=SCALE, seed=5, quiet=True)
+        assert not any(t.name == "seed-generator" and t.is_alive() for t in threading.enumerate())
+    finally:
+        create_schema(pg_server, drop=True)

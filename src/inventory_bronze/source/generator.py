@@ -142,8 +142,9 @@ def _pool(values: tuple[str, ...] | list[str]) -> pa.Array:
     return pa.array(list(values), pa.string())
 
 
-def _pick(pool: pa.Array, idx: np.ndarray) -> pa.Array:
-    return pool.take(pa.array(idx, pa.int32()))
+def _pick(pool: pa.Array, idx: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """pool[idx], NULL where `null` (those rows copy nothing)."""
+    return pool.take(pa.array(idx, pa.int32(), mask=null))
 
 
 def _choose(
@@ -303,9 +304,10 @@ def _suppliers(w: _World) -> GeneratedTable:
     street, city, country = _address(rng, n)
     notes_pool = _pool(_texts(rng, 24, 8, 30) + _texts(rng, 8, 380, 600))
     note_kind = rng.random(n)
-    notes = _null_where(
-        _pick(notes_pool, np.where(note_kind < 0.9, rng.integers(0, 24, n), rng.integers(24, 32, n))),
-        note_kind < 0.5,
+    notes = _pick(
+        notes_pool,
+        np.where(note_kind < 0.9, rng.integers(0, 24, n), rng.integers(24, 32, n)),
+        null=note_kind < 0.5,
     )
     created = _times(rng, n, START_US, START_US + 365 * _DAY_US)
     name = _missing(d.rng, name, d.mask("Supplier_Name", "missing_name"))
@@ -494,9 +496,10 @@ def _orders(w: _World) -> GeneratedTable:
     street, city, _ = _address(rng, n)
     notes_pool = _pool(_texts(rng, 48, 4, 25) + _texts(rng, 16, 380, 600))
     note_kind = rng.random(n)
-    notes = _null_where(
-        _pick(notes_pool, np.where(note_kind < 0.99, rng.integers(0, 48, n), rng.integers(48, 64, n))),
-        note_kind < 0.85,
+    notes = _pick(
+        notes_pool,
+        np.where(note_kind < 0.99, rng.integers(0, 48, n), rng.integers(48, 64, n)),
+        null=note_kind < 0.85,
     )
     shown_date = np.where(d.mask("Order_Date", "future_date"), _future(d.rng, n), date)
     orphan = d.mask("Customer_ID", "orphaned_reference")

@@ -113,26 +113,81 @@ def copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
     )
 
 
-def _produce(scale: float, seed: int, dirty_rate: float, out: queue.Queue[object]) -> None:
-    """Generator thread: ("table", GeneratedTable), then ("data", bytes)..., then ("end", None); None last."""
+class _Pipeline:
+    """The generator thread and the queue between it and the loader. The thread sends
+    ("table", GeneratedTable), ("data", bytes)..., ("end", None) per table, then None (or an exception)."""
+
+    def __init__(self, scale: float, seed: int, dirty_rate: float) -> None:
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=4)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._produce, args=(scale, seed, dirty_rate), name="seed-generator", daemon=True
+        )
+
+    def _put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, scale: float, seed: int, dirty_rate: float) -> None:
+        try:
+            for generated in generate_tables(scale, seed, dirty_rate):
+                if not self._put(("table", generated)):
+                    return
+                for chunk in encode_chunks(generated):
+                    if not self._put(("data", chunk)):
+                        return
+                self._put(("end", None))
+            self._put(None)
+        except BaseException as err:  # handed to the loader, re-raised there
+            self._put(err)
+
+    def next(self) -> tuple[str, Any]:
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise GeneratorError(f"Generating the seed data failed: {item}") from item
+        if item is None:
+            return "done", None
+        return item  # type: ignore[return-value]
+
+    def __enter__(self) -> _Pipeline:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()  # on an error, the generator stops at its next hand-over
+        self.thread.join(timeout=30)
+
+
+def _load_table(conn: psycopg.Connection, generated: GeneratedTable, pipeline: _Pipeline) -> None:
+    """TRUNCATE, drop keys, COPY FREEZE the table's chunks, build keys; one transaction."""
+    declared = TABLES_BY_NAME[generated.name]
     try:
-        for generated in generate_tables(scale, seed, dirty_rate):
-            out.put(("table", generated))
-            for chunk in encode_chunks(generated):
-                out.put(("data", chunk))
-            out.put(("end", None))
-        out.put(None)
-    except BaseException as err:  # handed to the consumer, re-raised there
-        out.put(err)
-
-
-def _next(pending: queue.Queue[object]) -> tuple[str, Any]:
-    item = pending.get()
-    if isinstance(item, BaseException):
-        raise GeneratorError(f"Generating the seed data failed: {item}") from item
-    if item is None:
-        return "done", None
-    return item  # type: ignore[return-value]
+        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(declared.ident()))
+        for stmt in (_primary_key_sql(declared.name, drop=True), *index_sql(declared, drop=True)):
+            conn.execute(stmt)
+        with (
+            conn.cursor() as cur,
+            cur.copy(copy_statement(declared.name, tuple(generated.data.column_names))) as copy,
+        ):
+            while True:
+                kind, chunk = pipeline.next()
+                if kind == "end":
+                    break
+                copy.write(chunk)
+        for stmt in (_primary_key_sql(declared.name, drop=False), *index_sql(declared)):
+            conn.execute(stmt)
+        conn.commit()
+    except psycopg.Error as err:
+        conn.rollback()
+        raise GeneratorError(
+            f"Loading {declared.qualified} failed: {str(err).strip()}. The table may differ from the "
+            f"declaration (see `schema.check_database`): drop it and seed again."
+        ) from err
 
 
 def _primary_key_sql(table: str, *, drop: bool) -> sql.Composed:
@@ -180,54 +235,24 @@ def seed_database(
         conn.execute("SET lock_timeout = '60s'")
         drop_foreign_keys(conn)
         conn.commit()
-        pending: queue.Queue[object] = queue.Queue(maxsize=4)
-        producer = threading.Thread(
-            target=_produce, args=(scale, seed, dirty_rate, pending), name="seed-generator", daemon=True
-        )
-        producer.start()
         mark = time.perf_counter()
-        while True:
-            kind, generated = _next(pending)
-            if kind == "done":
-                break
-            assert kind == "table" and isinstance(generated, GeneratedTable)
-            try:
-                conn.execute(
-                    sql.SQL("TRUNCATE {} RESTART IDENTITY").format(TABLES_BY_NAME[generated.name].ident())
+        with _Pipeline(scale, seed, dirty_rate) as pipeline:
+            while True:
+                kind, generated = pipeline.next()
+                if kind == "done":
+                    break
+                assert kind == "table" and isinstance(generated, GeneratedTable)
+                _load_table(conn, generated, pipeline)
+                now = time.perf_counter()
+                load = TableLoad(generated.name, generated.rows, now - mark)
+                mark = now
+                report.tables.append(load)
+                report.dirty_by_rule.update(generated.dirty)
+                broken = sum(generated.dirty.values())
+                say(
+                    f"  {load.table:<14} {load.rows:>10,} rows {load.seconds:7.2f} s "
+                    f"{load.rows_per_second:>12,.0f} rows/s" + (f"  ({broken:,} dirty)" if broken else "")
                 )
-                conn.execute(_primary_key_sql(generated.name, drop=True))
-                for stmt in index_sql(TABLES_BY_NAME[generated.name], drop=True):
-                    conn.execute(stmt)
-                with (
-                    conn.cursor() as cur,
-                    cur.copy(copy_statement(generated.name, tuple(generated.data.column_names))) as copy,
-                ):
-                    while True:
-                        kind, chunk = _next(pending)
-                        if kind == "end":
-                            break
-                        copy.write(chunk)
-                conn.execute(_primary_key_sql(generated.name, drop=False))
-                for stmt in index_sql(TABLES_BY_NAME[generated.name]):
-                    conn.execute(stmt)
-                conn.commit()
-            except psycopg.Error as err:
-                conn.rollback()
-                raise GeneratorError(
-                    f"Loading tests.{generated.name} failed: {str(err).strip()}. The schema may differ from "
-                    f"the declaration: check `schema.check_database`, or drop the table and seed again."
-                ) from err
-            now = time.perf_counter()
-            load = TableLoad(generated.name, generated.rows, now - mark)
-            mark = now
-            report.tables.append(load)
-            report.dirty_by_rule.update(generated.dirty)
-            broken = sum(generated.dirty.values())
-            say(
-                f"  {load.table:<14} {load.rows:>10,} rows {load.seconds:7.2f} s {load.rows_per_second:>12,.0f} rows/s"
-                + (f"  ({broken:,} dirty)" if broken else "")
-            )
-        producer.join()
         reset_identities(conn)
         add_foreign_keys(conn, validate=validate_foreign_keys and dirty_rate == 0)
         conn.commit()
