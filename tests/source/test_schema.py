@@ -120,3 +120,15 @@ def test_check_database_reports_drift(pg_schema) -> None:
         conn.rollback()
     assert "tests.warehouses.Extra is not declared" in problems
     assert any("Capacity is bigint, declared integer" in p for p in problems)
+
+
+def test_describe_is_plain_data() -> None:
+    import json
+
+    described = json.loads(json.dumps(schema.describe()))
+    orders = next(t for t in described if t["table"] == "orders")
+    assert orders["primary_key"] == ["Order_ID"] and orders["ingestion"] == "streaming"
+    assert {"column": "Customer_ID", "references": "customers.Customer_ID"} in orders["foreign_keys"]
+    assert {"name": "Notes", "type": "text", "nullable": True, "pii": False, "large_text": True} in orders[
+        "columns"
+    ]

@@ -94,3 +94,15 @@ def _stop_status_and_restart(folder: Path) -> None:
             os.environ.pop(server.ENV_SECRETS_FILE, None)
         else:
             os.environ[server.ENV_SECRETS_FILE] = saved
+
+
+def test_server_info_from_the_seed_secrets() -> None:
+    info = server.ServerInfo.from_jdbc_url(
+        "jdbc:postgresql://db.example.org/DE?sslmode=require", "u", "s3cret"
+    )
+    assert (info.host, info.port, info.database, info.user) == ("db.example.org", 5432, "DE", "u")
+    assert info.jdbc_url == "jdbc:postgresql://db.example.org:5432/DE" and "s3cret" not in repr(info)
+    ipv6 = server.ServerInfo.from_jdbc_url("jdbc:postgresql://[::1]:6000/DE", "u", "p")
+    assert ipv6.host == "::1" and ipv6.jdbc_url == "jdbc:postgresql://[::1]:6000/DE"
+    with pytest.raises(server.ServerError, match="KConnectionString"):
+        server.ServerInfo.from_jdbc_url("postgresql://db/DE", "u", "p")

@@ -390,6 +390,34 @@ def table(name: str) -> Table:
         ) from None
 
 
+def describe() -> list[dict[str, object]]:
+    """The declaration as plain data (JSON-ready), for configuration checks and docs."""
+    return [
+        {
+            "table": t.name,
+            "seed_name": t.seed_name,
+            "ingestion": t.ingestion,
+            "primary_key": list(t.primary_key),
+            "replica_identity": t.replica_identity,
+            "foreign_keys": [
+                {"column": fk.column, "references": f"{fk.ref_table}.{fk.ref_column}"}
+                for fk in t.foreign_keys
+            ],
+            "columns": [
+                {
+                    "name": c.name,
+                    "type": c.type,
+                    "nullable": c.nullable,
+                    "pii": c.pii,
+                    "large_text": c.large_text,
+                }
+                for c in t.columns
+            ],
+        }
+        for t in TABLES
+    ]
+
+
 def _check_declaration(tables: Sequence[Table]) -> None:
     names = {t.name for t in tables}
     for t in tables:

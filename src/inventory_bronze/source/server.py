@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import secrets
 import socket
 import stat
@@ -35,6 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import psycopg
 from psycopg import sql
@@ -89,6 +91,7 @@ host    replication  all        127.0.0.1/32   scram-sha-256
 """
 
 _START_TIMEOUT_S = 60
+_JDBC_URL = re.compile(r"^jdbc:postgresql://(?P<host>\[[^\]]+\]|[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^?;]+)")
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,32 @@ class ServerInfo:
     data_dir: Path | None = None
     socket_dir: Path | None = None
 
+    @classmethod
+    def from_jdbc_url(cls, jdbc_url: str, user: str, password: str) -> ServerInfo:
+        """Connection info from the seed's secrets (KConnectionString, KUser, KPassword), e.g. on Databricks.
+        Only host, port and database are taken from the URL; its query parameters are ignored."""
+        match = _JDBC_URL.match(jdbc_url.strip())
+        if not match:
+            raise ServerError(
+                "The connection string (secret KConnectionString) is not a PostgreSQL JDBC URL of the form "
+                "jdbc:postgresql://HOST[:PORT]/DATABASE: fix the secret."
+            )
+        host, port, database = match.group("host").strip("[]"), match.group("port"), match.group("db")
+        return cls(
+            host=host, port=int(port or 5432), database=unquote(database), user=user, password=password
+        )
+
     @property
     def jdbc_url(self) -> str:
         """JDBC URL without credentials (pass user/password as properties)."""
-        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"jdbc:postgresql://{host}:{self.port}/{self.database}"
 
     @property
     def url(self) -> str:
         """A libpq URL without the password, safe to print."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{self.user}@{host}:{self.port}/{self.database}"
 
     @property
     def conninfo(self) -> str:
