@@ -106,3 +106,20 @@ def test_server_info_from_the_seed_secrets() -> None:
     assert ipv6.host == "::1" and ipv6.jdbc_url == "jdbc:postgresql://[::1]:6000/DE"
     with pytest.raises(server.ServerError, match="KConnectionString"):
         server.ServerInfo.from_jdbc_url("postgresql://db/DE", "u", "p")
+
+
+def test_lost_state_file_keeps_the_running_port_and_sets_a_new_password(pg_server: server.ServerInfo) -> None:
+    assert pg_server.data_dir is not None
+    state = pg_server.data_dir / "server.json"
+    saved = state.read_text()
+    state.unlink()
+    try:
+        info = server.ensure_server(pg_server.data_dir)
+        assert info.port == pg_server.port and info.password != pg_server.password
+        with info.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        state.write_text(saved)
+        server.ensure_server(pg_server.data_dir)  # the old password again
+    with pg_server.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

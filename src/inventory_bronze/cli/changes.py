@@ -35,12 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(
-        "--count", type=_positive(int), help="run until at least N rows changed, as fast as possible"
+        "--count",
+        type=_positive(int),
+        metavar="N",
+        help="run until at least N rows changed, as fast as possible",
     )
     mode.add_argument(
-        "--rate", type=_positive(float), help="pace to R row changes per second (needs --duration)"
+        "--rate",
+        type=_positive(float),
+        metavar="R",
+        help="pace to R row changes per second (needs --duration)",
     )
-    parser.add_argument("--duration", type=_positive(float), help="seconds to run in --rate mode")
+    parser.add_argument(
+        "--duration", type=_positive(float), metavar="S", help="seconds to run in --rate mode"
+    )
     parser.add_argument("--seed", type=int, help="random seed (default: different every run)")
     parser.add_argument(
         "--truncate",

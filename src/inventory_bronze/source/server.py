@@ -410,6 +410,14 @@ def _postmaster_pid(paths: _Paths) -> int | None:
     return pid if "postgres" in cmdline else None
 
 
+def _running_port(paths: _Paths) -> int | None:
+    """The port in postmaster.pid (its fourth line), or None."""
+    try:
+        return int(paths.pgdata.joinpath("postmaster.pid").read_text().splitlines()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the postmaster binds it
@@ -579,17 +587,19 @@ def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
         if not (paths.pgdata / "PG_VERSION").is_file():
             _initdb(paths, user)
         pid = _postmaster_pid(paths)
-        if pid is None or not state.get("port"):
+        if pid is None:
             port = state.get("port")
             if not isinstance(port, int) or not _port_free(port):
                 port = _free_port()
             state["port"] = port
             _write_private(paths.state, json.dumps(state, indent=2) + "\n")
-            if pid is None:
-                _start_postmaster(paths, user, port)
-        info = _info(paths, state)
-        if pid is not None:  # running already: apply the current settings that need no restart
+            _start_postmaster(paths, user, port)
+            info = _info(paths, state)
+        else:  # running already: keep its port, apply the settings that need no restart
+            state["port"] = _running_port(paths) or state.get("port")
+            _write_private(paths.state, json.dumps(state, indent=2) + "\n")
             _write_config(paths, user, int(state["port"]))  # type: ignore[arg-type]
+            info = _info(paths, state)
             with connect(
                 info.admin_conninfo("postgres"), autocommit=True, what="the local server (admin)"
             ) as conn:
