@@ -8,6 +8,8 @@ not compile) are `DefinitionError`s naming the dataset, flow and file.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from localdlt import context
 from localdlt import expectations as exp
 from localdlt.errors import DefinitionError
 from localdlt.graph import Dataset, Flow, PipelineGraph
+from localdlt.sessionproxy import SessionProxy, session_with_conf
 
 
 @dataclass
@@ -48,15 +51,25 @@ class _Recorder:
         df = self.analyzer.placeholder(name, self.reader_of)
         if name not in self.inputs:
             self.inputs.append(name)
-        if stream or self.analyzer.result.streaming.get(name, False):
+        ds = self.analyzer.graph.datasets[name]
+        # a batch read of a streaming table is a batch query; a streaming view keeps its reader streaming
+        if stream or (ds.is_view and self.analyzer.result.streaming.get(name, False)):
             self.streaming = True
         return df
 
 
 class Analyzer:
-    def __init__(self, spark: SparkSession, graph: PipelineGraph) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        graph: PipelineGraph,
+        existing_schema: Callable[[str], StructType | None] = lambda name: None,
+        proxy: SessionProxy | None = None,
+    ) -> None:
         self.spark = spark
+        self.proxy = proxy  # the `spark` of pipeline files: flows with spark_conf get a session of their own
         self.graph = graph
+        self.existing_schema = existing_schema  # schema of a table already in storage, if any
         self.result = Analysis()
         self._view_frames: dict[str, DataFrame] = {}
         self._done: set[str] = set()
@@ -80,7 +93,13 @@ class Analyzer:
         self.ensure(name)
         if ds.is_view:
             return self._view_frames[name]
-        return self.spark.createDataFrame([], self.result.schemas[name])
+        schema = self.result.schemas.get(name)
+        if schema is None:
+            raise DefinitionError(
+                f"'{reader_of}' reads '{name}', whose schema is not known until its snapshot function "
+                f"first returns data: run the pipeline once without the reader, or declare schema=... ."
+            )
+        return self.spark.createDataFrame([], schema)
 
     def ensure(self, name: str) -> None:
         if name in self._done:
@@ -102,7 +121,9 @@ class Analyzer:
     # -------------------------------------------------------------------------------------- datasets
     def _analyze_view(self, ds: Dataset) -> None:
         recorder = _Recorder(self, ds.name)
-        df = self._call(ds.func, recorder, what=f"view '{ds.name}'", source_file=ds.source_file)
+        df = self._call(
+            ds.func, recorder, what=f"view '{ds.name}'", source_file=ds.source_file, spark_conf=ds.spark_conf
+        )
         exp.validate(df, ds.expectations, ds.name)
         self._view_frames[ds.name] = df
         self.result.schemas[ds.name] = df.schema
@@ -121,6 +142,8 @@ class Analyzer:
         if ds.schema is not None:
             schema = _declared_schema(ds)
         if schema is None:
+            schema = self.existing_schema(ds.name)
+        if schema is None and not all(f.kind == "snapshot_cdc" for f in flows):
             raise DefinitionError(f"Cannot tell the schema of '{ds.name}': give it a schema=... .")
         if streaming and ds.kind == "table":
             ds.kind = "streaming_table"
@@ -133,15 +156,19 @@ class Analyzer:
                 )
         if ds.kind == "table" and len(flows) > 1:
             raise DefinitionError(f"Materialized view '{ds.name}' can have only one flow.")
-        _check_columns(ds, schema)
-        exp.validate(self.spark.createDataFrame([], schema), ds.expectations, ds.name)
-        self.result.schemas[ds.name] = schema
+        if schema is not None:  # None: a snapshot-function target, created by its flow's first snapshot
+            _check_columns(ds, schema)
+            exp.validate(self.spark.createDataFrame([], schema), ds.expectations, ds.name)
+            self.result.schemas[ds.name] = schema
         self.result.streaming[ds.name] = ds.kind == "streaming_table"
 
     def _analyze_flow(self, flow: Flow) -> StructType | None:
         recorder = _Recorder(self, flow.name)
         if flow.kind == "query":
-            df = self._call(flow.func, recorder, what=f"flow '{flow.name}'", source_file=flow.source_file)
+            conf = {**self.graph.datasets[flow.target].spark_conf, **flow.spark_conf}
+            df = self._call(
+                flow.func, recorder, what=f"flow '{flow.name}'", source_file=flow.source_file, spark_conf=conf
+            )
             flow.streaming = df.isStreaming or recorder.streaming
             flow.inputs = recorder.inputs
             return df.schema
@@ -161,9 +188,16 @@ class Analyzer:
             return cdc.snapshot_target_schema(flow.snapshot, source)
         return cdc.snapshot_target_schema(flow.snapshot, None)
 
-    def _call(self, func: Any, recorder: _Recorder, what: str, source_file: str | None) -> DataFrame:
+    def _call(
+        self,
+        func: Any,
+        recorder: _Recorder,
+        what: str,
+        source_file: str | None,
+        spark_conf: dict[str, str] | None = None,
+    ) -> DataFrame:
         try:
-            with context.reading_with(recorder):
+            with context.reading_with(recorder), self._session(spark_conf):
                 df = func()
         except DefinitionError:
             raise
@@ -178,6 +212,14 @@ class Analyzer:
                 f"got {type(df).__name__}."
             )
         return df
+
+    @contextmanager
+    def _session(self, spark_conf: dict[str, str] | None) -> Iterator[None]:
+        if not spark_conf or self.proxy is None:
+            yield
+            return
+        with self.proxy.using(session_with_conf(self.spark, spark_conf)):
+            yield
 
     # -------------------------------------------------------------------------------------------- order
     def _table_inputs(self, names: list[str], seen: set[str] | None = None) -> set[str]:

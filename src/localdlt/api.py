@@ -91,7 +91,9 @@ def _check_properties(props: dict[str, str], owner: str) -> dict[str, str]:
 
 def _refuse(value: Any, parameter: str, owner: str, why: str) -> None:
     if value is not None:
-        raise UnsupportedParameterError(f"Parameter '{parameter}' of dataset '{owner}' is not supported: {why}")
+        raise UnsupportedParameterError(
+            f"Parameter '{parameter}' of dataset '{owner}' is not supported: {why}"
+        )
 
 
 def _function_name(func: Callable[..., Any]) -> str:
@@ -305,7 +307,9 @@ def _expectations(mapping: Mapping[str, Any] | None, action: str, decorator: str
     if mapping is None:
         return []
     if not isinstance(mapping, Mapping):
-        raise DefinitionError(f"{decorator} takes a dict of {{name: constraint}}, got {type(mapping).__name__}.")
+        raise DefinitionError(
+            f"{decorator} takes a dict of {{name: constraint}}, got {type(mapping).__name__}."
+        )
     return [_expectation(name, constraint, action, decorator) for name, constraint in mapping.items()]
 
 
@@ -418,7 +422,9 @@ def create_auto_cdc_flow(
     )
     scd = _scd_type(stored_as_scd_type, flow_name)
     if scd == 2 and apply_as_truncates is not None:
-        raise DefinitionError(f"AUTO CDC flow '{flow_name}': apply_as_truncates is only allowed with SCD type 1.")
+        raise DefinitionError(
+            f"AUTO CDC flow '{flow_name}': apply_as_truncates is only allowed with SCD type 1."
+        )
     if scd == 1 and (track_history_column_list or track_history_except_column_list):
         raise DefinitionError(
             f"AUTO CDC flow '{flow_name}': track_history_* lists need stored_as_scd_type=2."

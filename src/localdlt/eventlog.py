@@ -146,7 +146,9 @@ class EventLog:
             update_id=update_id or self.update_id,
         )
         if flow:
-            origin.update(flow_name=flow, flow_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.pipeline_id}/{flow}")))
+            origin.update(
+                flow_name=flow, flow_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.pipeline_id}/{flow}"))
+            )
         if dataset:
             origin.update(
                 dataset_name=dataset,

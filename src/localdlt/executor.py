@@ -25,8 +25,12 @@ from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.metrics import FlowMetrics
 from localdlt.reader import Reader
-from localdlt.sessionproxy import SessionProxy
+from localdlt.sessionproxy import SessionProxy, session_with_conf
 from localdlt.storage import Storage
+
+# Events reach the Delta event log at the start of RUNNING, at the end, and in between at most this often
+# (each flush is a Delta commit; on a small machine they are worth saving).
+FLUSH_EVERY_SECONDS = 10.0
 
 FLOW_TYPES = {"query": "APPEND", "cdc": "CHANGE", "snapshot_cdc": "SNAPSHOT_CHANGE"}
 
@@ -93,6 +97,7 @@ class Update:
             f.name: FlowOutcome(flow=f.name, target=f.target) for f in graph.flows.values()
         }
         self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------------------------ table setup
     def refresh_selection(self) -> set[str]:
@@ -123,20 +128,30 @@ class Update:
                     dataset=name,
                     level="WARN",
                 )
-            self._create_table(ds, path, self.analysis.schemas[name], replace=reset)
+            schema = self.analysis.schemas.get(name)
+            if schema is None:  # a snapshot-function target: its flow creates it from the first snapshot
+                if reset:
+                    shutil.rmtree(path, ignore_errors=True)
+            else:
+                self._create_table(ds, path, schema, replace=reset)
             if reset:
                 for flow in self.graph.flows_into(name):
                     self.storage.reset_flow(flow.name)
                 shutil.rmtree(self.storage.state_path(name), ignore_errors=True)
 
     def _create_table(self, ds: Dataset, path: str, schema: StructType, replace: bool) -> None:
-        exists = DeltaTable.isDeltaTable(self.spark, path)
-        if exists and not replace:
-            if ds.kind != "table" or _same_columns(self.spark.read.format("delta").load(path).schema, schema):
+        """Create the table if missing; with `replace` (full refresh) empty it first."""
+        if DeltaTable.isDeltaTable(self.spark, path):
+            same_shape = _same_columns(self.spark.read.format("delta").load(path).schema, schema)
+            if same_shape and replace:
+                self.spark.sql(
+                    f"DELETE FROM delta.`{path.replace(chr(96), chr(96) * 2)}`"
+                )  # truncate: keeps properties and history
                 return
-            replace = True  # a materialized view whose query changed shape: recreate it (kept in history)
-        builder = (DeltaTable.createOrReplace if replace else DeltaTable.createIfNotExists)(self.spark)
-        builder = builder.location(path).addColumns(schema)
+            if same_shape or (ds.kind != "table" and not replace):
+                return  # streaming tables evolve by adding columns (mergeSchema) as they append
+            shutil.rmtree(path)  # a reset or a materialized view whose query changed shape: recreate
+        builder = DeltaTable.createIfNotExists(self.spark).location(path).addColumns(schema)
         if ds.comment:
             builder = builder.comment(ds.comment)
         for key, value in ds.table_properties.items():
@@ -148,9 +163,7 @@ class Update:
         try:
             builder.execute()
         except Exception as err:
-            raise DefinitionError(
-                f"Cannot set up table '{ds.name}' at {path}: {_first_line(err)}"
-            ) from err
+            raise DefinitionError(f"Cannot set up table '{ds.name}' at {path}: {_first_line(err)}") from err
 
     # ------------------------------------------------------------------------------------------- run
     def run_flows(self) -> None:
@@ -207,7 +220,9 @@ class Update:
         for flow in self.graph.flows_into(table):
             outcome = self.outcomes[flow.name]
             outcome.status = "SKIPPED"
-            self._flow_event(flow, "SKIPPED", message=f"Flow '{flow.name}' skipped: upstream {failed} failed.")
+            self._flow_event(
+                flow, "SKIPPED", message=f"Flow '{flow.name}' skipped: upstream {failed} failed."
+            )
             self.on_flow(outcome)
 
     def _run_table(self, table: str) -> bool:
@@ -243,13 +258,13 @@ class Update:
             metrics=outcome.metrics,
             error=outcome.error,
             message=(
-                f"Flow '{flow.name}' has {outcome.status}."
-                if outcome.error is None
-                else str(outcome.error)
+                f"Flow '{flow.name}' has {outcome.status}." if outcome.error is None else str(outcome.error)
             ),
         )
         self.on_flow(outcome)
-        threading.Thread(target=self._safe_flush, daemon=True).start()
+        if time.monotonic() - self._last_flush > FLUSH_EVERY_SECONDS:
+            self._last_flush = time.monotonic()
+            threading.Thread(target=self._safe_flush, daemon=True).start()
         return outcome.status != "FAILED"
 
     def _safe_flush(self) -> None:
@@ -260,12 +275,7 @@ class Update:
 
     def _session_for(self, flow: Flow, ds: Dataset) -> SparkSession:
         conf = {**ds.spark_conf, **flow.spark_conf}
-        if not conf:
-            return self.spark
-        session = self.spark.newSession()
-        for key, value in {**self.conf, **conf}.items():
-            session.conf.set(key, value)
-        return session
+        return session_with_conf(self.spark, {**self.conf, **conf}) if conf else self.spark
 
     # ----------------------------------------------------------------------------------- flow kinds
     def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> None:
@@ -319,9 +329,7 @@ class Update:
         df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
         applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
         try:
-            (
-                applied.df.write.format("delta").mode("overwrite").save(ctx.target_path)
-            )
+            (applied.df.write.format("delta").mode("overwrite").save(ctx.target_path))
         except Exception as err:
             raise ctx.flow_error(err) from None
         ctx.metrics.merge(applied.metrics())
@@ -405,7 +413,8 @@ class Update:
                     "flow_type": "COMPLETE" if ds.kind == "table" else FLOW_TYPES[flow.kind],
                     "dataset_type": "MATERIALIZED_VIEW" if ds.kind == "table" else "STREAMING_TABLE",
                     "schema": [
-                        {"name": f.name, "data_type": f.dataType.simpleString()} for f in (schema.fields if schema else [])
+                        {"name": f.name, "data_type": f.dataType.simpleString()}
+                        for f in (schema.fields if schema else [])
                     ],
                     "expectations": [
                         {"name": e.name, "constraint": e.constraint_sql, "action": e.action}
@@ -435,7 +444,9 @@ def conform(df: DataFrame, ds: Dataset, schema: StructType) -> DataFrame:
 
 
 def _same_columns(a: StructType, b: StructType) -> bool:
-    return [(f.name.lower(), f.dataType) for f in a.fields] == [(f.name.lower(), f.dataType) for f in b.fields]
+    return [(f.name.lower(), f.dataType) for f in a.fields] == [
+        (f.name.lower(), f.dataType) for f in b.fields
+    ]
 
 
 def _quality_only(m: FlowMetrics) -> FlowMetrics:

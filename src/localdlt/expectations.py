@@ -97,11 +97,11 @@ def apply(df: DataFrame, expectations: Sequence[Expectation], dataset: str) -> A
             marker = next(_counter)
             _fail_rules[marker] = (dataset, e)
             message = F.concat(F.lit(f"{_MARKER}[{marker}]:"), F.to_json(F.struct(*columns)))
-            fail_checks.append(F.when(~p, F.raise_error(message)))
+            # true for a passing row; a failing row stops the job (the optimizer cannot fold this away)
+            fail_checks.append(F.when(~p, F.raise_error(message)).otherwise(F.lit(True)))
     checked = df
-    if fail_checks:
-        # raise_error only fires for a failing row; for the others the expression is NULL
-        checked = df.filter(F.coalesce(*fail_checks, F.lit(True)).isNotNull())
+    for check in fail_checks:
+        checked = checked.filter(check)
 
     drop_passes = [p for e, p in zip(expectations, passes, strict=True) if e.action == "drop"]
     kept = F.lit(True)

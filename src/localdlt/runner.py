@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -127,16 +128,17 @@ def run_update(
             f"Update {update_id[:8]} started by USER_ACTION.",
         )
         events.emit("update_progress", {"state": "INITIALIZING"}, f"Update {update_id[:8]} is INITIALIZING.")
-        events.flush()
         progress.line(f"update {update_id} of pipeline '{name}' ({store.root})")
 
-        result = UpdateResult(update_id=update_id, pipeline_id=pipeline_id, state="FAILED", storage=str(store.root))
+        result = UpdateResult(
+            update_id=update_id, pipeline_id=pipeline_id, state="FAILED", storage=str(store.root)
+        )
         update: Update | None = None
         proxy = SessionProxy(spark)
         try:
             graph = loader.load(paths, proxy)
             with live_tables(set(graph.datasets)):
-                analysis = Analyzer(spark, graph).run()
+                analysis = Analyzer(spark, graph, _existing_schema(spark, store, graph), proxy).run()
                 update = Update(spark, proxy, graph, analysis, store, events, conf, options, progress.on_flow)
                 result.flows = update.outcomes
                 update.emit_definitions()
@@ -171,6 +173,16 @@ def run_update(
         marker.unlink(missing_ok=True)
     progress.summary(result)
     return result
+
+
+def _existing_schema(spark: SparkSession, store: Storage, graph: Any) -> Any:
+    def lookup(name: str) -> Any:
+        path = store.table_path(name, graph.datasets[name].path)
+        if not (Path(path) / "_delta_log").is_dir():
+            return None
+        return spark.read.format("delta").load(path).schema
+
+    return lookup
 
 
 def _state(events: EventLog, update_id: str, state: str) -> None:

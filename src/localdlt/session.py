@@ -33,7 +33,8 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
-    "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.level=WARN",
+    "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="
+    + str(Path(__file__).with_name("log4j2.properties")),
     "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "localdlt-warehouse"),
 }
 
@@ -61,6 +62,7 @@ def get_spark(app_name: str = "localdlt", conf: Mapping[str, str] | None = None)
         for key, value in (conf or {}).items():
             active.conf.set(key, value)
         return active
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, and no hostname warning
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     jars = sorted(glob.glob(str(jar_dir() / "*.jar")))

@@ -34,3 +34,14 @@ class SessionProxy:
             yield session
         finally:
             self._local.session = previous
+
+
+def session_with_conf(base: SparkSession, conf: dict[str, str]) -> SparkSession:
+    """A session of its own (same SparkContext and tables) with the pipeline's configuration plus `conf`."""
+    session = base.newSession()
+    for key, value in base.conf.getAll.items():
+        if base.conf.isModifiable(key) or not key.startswith("spark."):
+            session.conf.set(key, value)
+    for key, value in conf.items():
+        session.conf.set(key, value)
+    return session

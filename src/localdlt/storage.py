@@ -1,10 +1,10 @@
 """Pipeline storage layout, like Databricks' pipeline storage location:
 
-    DIR/tables/<dataset>            every published dataset, a Delta table
-    DIR/system/events               the event log, a Delta table
-    DIR/system/state/<target>/...   hidden state of AUTO CDC targets (tombstones, sequences)
-    DIR/checkpoints/<flow>/<gen>    streaming checkpoints; a full refresh starts a new generation
-    DIR/system/flows/<flow>.json    small per-flow bookkeeping (current generation, once-flows done)
+DIR/tables/<dataset>            every published dataset, a Delta table
+DIR/system/events               the event log, a Delta table
+DIR/system/state/<target>/...   hidden state of AUTO CDC targets (tombstones, sequences)
+DIR/checkpoints/<flow>/<gen>    streaming checkpoints; a full refresh starts a new generation
+DIR/system/flows/<flow>.json    small per-flow bookkeeping (current generation, once-flows done)
 """
 
 from __future__ import annotations

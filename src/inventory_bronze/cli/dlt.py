@@ -53,8 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_seconds is not None and not args.continuous:
         print("--max-seconds needs --continuous", file=sys.stderr)
         return 2
+    import time
+
     from localdlt import UpdateOptions, run_update
     from localdlt.progress import ConsoleProgress
+    from localdlt.session import get_spark
+
+    started = time.monotonic()
+    spark = get_spark("localdlt")
+    print(f"Spark started in {time.monotonic() - started:.1f}s", flush=True)
 
     options = UpdateOptions(
         full_refresh=args.full_refresh,
@@ -72,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         conf=parse_conf(args.conf),
         options=options,
         pipeline_name=args.name,
+        spark=spark,
         progress=progress,
     )
     if args.quiet:

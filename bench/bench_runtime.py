@@ -1,0 +1,124 @@
+"""Benchmark of the local dlt runtime (issue [runtime]): one run, side by side, on the ten-table example.
+
+Prints wall times of
+  - a cold `inventory-bronze dlt run` (a new process: JVM start reported apart),
+  - a second update with no new input (a new process, and in-process without the JVM start),
+  - the same pipeline through open-source `spark-pipelines` of the same pyspark (feature-equivalent:
+    expectations become filters there),
+and the goals: our cold run <= half of spark-pipelines' wall time; a no-change update under 10 s.
+
+    .venv/bin/python bench/bench_runtime.py [--orders 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "ten_tables"
+VENV_BIN = Path(sys.executable).parent
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    return seconds, proc.stdout + proc.stderr
+
+
+def spark_pipelines(work: Path, landing: Path, env: dict[str, str]) -> tuple[float, str]:
+    project = work / "sdp"
+    shutil.copytree(EXAMPLE / "spark_pipelines" / "transformations", project / "transformations")
+    spec = (EXAMPLE / "spark_pipelines" / "pipeline.yml.template").read_text()
+    (project / "pipeline.yml").write_text(spec.format(storage=work / "sdp-storage", landing=landing))
+    jars = ",".join(str(p) for p in sorted((REPO / ".cache" / "jars").glob("*.jar")))
+    cmd = [
+        str(VENV_BIN / "spark-pipelines"),
+        "run",
+        "--spec",
+        str(project / "pipeline.yml"),
+        "--jars",
+        jars,
+        "--conf",
+        "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        "--conf",
+        "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "--conf",
+        f"spark.sql.warehouse.dir={work / 'sdp-warehouse'}",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+    ]
+    return timed(cmd, env, project)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000, help="orders in the landing batch")
+    parser.add_argument("--skip-spark-pipelines", action="store_true")
+    args = parser.parse_args()
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    sys.path.insert(0, str(REPO / "src"))
+    from localdlt.examples.landing import write_batch
+
+    with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
+        work = Path(tmp)
+        landing = work / "landing"
+        written = write_batch(landing, orders=args.orders, batch=0)
+        print(
+            f"input: {written['orders']:,} orders, {written['order_lines']:,} order lines (JSON landing files)"
+        )
+        run = [
+            str(VENV_BIN / "inventory-bronze"),
+            "dlt",
+            "run",
+            str(EXAMPLE / "dlt"),
+            "--storage",
+            str(work / "storage"),
+            "--conf",
+            f"example.landing={landing}",
+            "--quiet",
+        ]
+        rows: list[tuple[str, float, str]] = []
+        cold, out = timed(run, env, REPO)
+        jvm = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+        rows.append(("localdlt cold update (new process)", cold, f"of which Spark/JVM start {jvm:.1f}s"))
+        warm, out = timed(run, env, REPO)
+        jvm2 = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+        rows.append(
+            ("localdlt no-change update (new process)", warm, f"of which Spark/JVM start {jvm2:.1f}s")
+        )
+        rows.append(("localdlt no-change update, JVM excluded", warm - jvm2, ""))
+        sdp = None
+        if not args.skip_spark_pipelines:
+            sdp, _ = spark_pipelines(work, landing, env)
+            rows.append(
+                ("spark-pipelines cold run (new process)", sdp, "open-source Spark Declarative Pipelines")
+            )
+        print(f"\n{'measure':<44} {'seconds':>8}  note")
+        for name, seconds, note in rows:
+            print(f"{name:<44} {seconds:8.1f}  {note}")
+        print("\ngoals:")
+        if sdp is not None:
+            verdict = "met" if cold <= sdp / 2 else "NOT met"
+            print(
+                f"  cold run <= 1/2 of spark-pipelines: {cold:.1f}s vs {sdp:.1f}s (ratio {cold / sdp:.2f}) -> {verdict}"
+            )
+        verdict = "met" if warm - jvm2 < 10 else "NOT met"
+        print(f"  no-change update < 10 s (JVM start excluded): {warm - jvm2:.1f}s -> {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from inventory_bronze.cli import main
+
+sys.exit(main())

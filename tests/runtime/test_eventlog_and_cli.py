@@ -1,0 +1,129 @@
+"""The event log's shape, continuous mode, and the `inventory-bronze dlt run` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EVENT_COLUMNS = [
+    "id",
+    "sequence",
+    "origin",
+    "timestamp",
+    "message",
+    "level",
+    "maturity_level",
+    "error",
+    "details",
+    "event_type",
+]
+
+
+def test_event_log_has_databricks_columns_and_origin(pipeline):
+    pipeline.write("e.py", "@dlt.table\ndef e():\n    return spark.range(2)\n")
+    result = pipeline.run()
+    events = pipeline.events()
+    assert events.columns == EVENT_COLUMNS
+    types = [r.event_type for r in events.orderBy("sequence.control_plane_seq_no").collect()]
+    assert types[0] == "create_update" and types[-1] == "update_progress"
+    assert {"flow_definition", "flow_progress", "update_progress"} <= set(types)
+    row = events.where("event_type = 'flow_progress'").first()
+    assert row.origin.pipeline_id == result.pipeline_id
+    assert row.origin.update_id == result.update_id
+    assert row.origin.flow_name == "e" and row.origin.dataset_name == "e"
+    for r in events.collect():
+        assert list(json.loads(r.details)) == [r.event_type]  # details' single key is the event type
+    states = [
+        json.loads(r.details)["update_progress"]["state"]
+        for r in events.where("event_type = 'update_progress'")
+        .orderBy("sequence.control_plane_seq_no")
+        .collect()
+    ]
+    assert states == ["INITIALIZING", "SETTING_UP_TABLES", "RUNNING", "COMPLETED"]
+    statuses = [
+        json.loads(r.details)["flow_progress"]["status"]
+        for r in events.where("event_type = 'flow_progress'")
+        .orderBy("sequence.control_plane_seq_no")
+        .collect()
+    ]
+    assert statuses == ["STARTING", "RUNNING", "COMPLETED"]
+
+
+def test_continuous_mode_keeps_processing_until_stopped(pipeline):
+    src = pipeline.append_source("ticks", [(0,)], "n INT")
+    pipeline.write(
+        "c.py",
+        f"""
+        @dlt.table
+        def ticks():
+            return spark.readStream.format("delta").load("{src}")
+        """,
+    )
+    pipeline.run()  # create the table; the continuous run below must pick up rows added while it runs
+
+    def feed():
+        for n in range(1, 4):
+            time.sleep(2)
+            pipeline.append_source("ticks", [(n,)], "n INT")
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    started = time.monotonic()
+    result = pipeline.run(continuous=True, max_seconds=14, trigger_interval_seconds=0.5)
+    feeder.join()
+    assert result.ok, result.error
+    assert 14 <= time.monotonic() - started < 60
+    assert pipeline.rows("ticks") == [(0,), (1,), (2,), (3,)]
+    assert result.flows["ticks"].metrics.num_output_rows == 3
+
+
+def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(
+        [sys.executable, "-m", "inventory_bronze.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def test_cli_runs_an_update_and_reports_failure_with_exit_status(tmp_path):
+    good = tmp_path / "good.py"
+    good.write_text("import dlt\n\n@dlt.table\ndef nums():\n    return spark.range(4)\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import dlt\n\n@dlt.table\n@dlt.expect_or_fail('small', 'id < 2')\ndef big():\n    return spark.range(4)\n"
+    )
+    storage = tmp_path / "storage"
+    ok = _cli("dlt", "run", str(good), "--storage", str(storage))
+    assert ok.returncode == 0, ok.stderr
+    assert (
+        "nums" in ok.stdout and "RUNNING" in ok.stdout and "COMPLETED" in ok.stdout and "4 rows" in ok.stdout
+    )
+    assert (storage / "tables" / "nums" / "_delta_log").is_dir()
+    assert (storage / "system" / "events" / "_delta_log").is_dir()
+    failed = _cli("dlt", "run", str(good), str(bad), "--storage", str(storage))
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stdout and "small" in failed.stderr and "'big'" in failed.stderr
+
+
+def test_cli_help_describes_every_option():
+    out = _cli("dlt", "run", "--help", timeout=60)
+    assert out.returncode == 0
+    for option in (
+        "--storage",
+        "--conf",
+        "--full-refresh",
+        "--full-refresh-tables",
+        "--continuous",
+        "--max-seconds",
+    ):
+        assert option in out.stdout
