@@ -18,13 +18,22 @@ Options (all optional except `table`):
 | reconnectTimeout   | 60                      | seconds to keep retrying a refused connection            |
 | urlSecret, userSecret, passwordSecret | KConnectionString, KUser, KPassword | secret names |
 | secretScope, keyVaultUrl, secretsFile | environment  | settings of the secrets chain          |
+| url, user, password | -                        | resolved values instead of secret names (below)  |
+
+Connection: the data source's Python workers resolve the secret names through the secrets chain
+(`inventory_bronze.secrets`). Where the workers cannot reach the chain (on Databricks, `dbutils` lives only
+in the notebook's process), resolve in the driver and pass values:
+`.options(**capture_connection.resolved_options())` (Spark redacts options named like *password*).
 
 Output: the table's columns (typed from the catalog, see `capture_types`) and
 `_op` insert|update|delete|truncate|snapshot, `_lsn` (commit LSN as a long), `_commit_ts` (UTC),
-`_seq` (long: `_lsn << 20 | position in the transaction`; orders every change of the stream) and
+`_seq` (long: `_lsn << 20 | position in the transaction`; orders every change of the stream; a
+transaction with more than 2^20 - 1 changes of one table fails with a clear error) and
 `_unchanged_cols` (columns whose unchanged TOAST value was not sent: they are NULL in the row and the
 consumer must keep its previous value, e.g. `apply_changes(..., ignore_null_updates_column_list=...)`
-restricted to those columns, or a merge that keeps the old value for the listed columns).
+restricted to those columns, or a merge that keeps the old value for the listed columns; note that
+`ignore_null_updates_column_list` also ignores a real update to NULL of those columns, so list only
+large TOAST-able columns, or use a merge driven by `_unchanged_cols` where that matters).
 Deletes carry the replica identity (the primary key, or every column with REPLICA IDENTITY FULL); a
 truncate is one row with only the metadata set. An update that changes the primary key is emitted as a
 delete of the old key followed by an insert of the new one.
@@ -228,12 +237,45 @@ def _truncates_target(change: Change, schema: str, table: str) -> bool:
 # --- partitions -----------------------------------------------------------------------------------------
 
 
-class ChangesPartition(InputPartition):
-    """Rows already decoded on the driver (decoding needs the slot, which one session uses at a time)."""
+ARROW_BATCH_ROWS = 10_000
 
-    def __init__(self, rows: list[tuple]) -> None:
+
+class ChangesPartition(InputPartition):
+    """Rows decoded on the driver (decoding needs the slot, which one session uses at a time), shipped
+    as Arrow IPC so the executor hands them to Spark without converting row by row."""
+
+    def __init__(self, rows: list[tuple], schema: StructType) -> None:
         super().__init__(len(rows))
-        self.rows = rows
+        self.count = len(rows)
+        self.ipc = _arrow_ipc(rows, schema)
+
+    def batches(self) -> Iterator[Any]:
+        import pyarrow as pa
+
+        with pa.ipc.open_stream(self.ipc) as stream:
+            yield from stream
+
+
+def arrow_schema(schema: StructType) -> Any:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(schema, timezone="UTC")
+
+
+def _arrow_ipc(rows: list[tuple], schema: StructType) -> bytes:
+    import pyarrow as pa
+
+    pa_schema = arrow_schema(schema)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, pa_schema) as writer:
+        for offset in range(0, len(rows), ARROW_BATCH_ROWS):
+            chunk = rows[offset : offset + ARROW_BATCH_ROWS]
+            columns = list(zip(*chunk, strict=True))
+            arrays = [
+                pa.array(list(col), type=field.type) for col, field in zip(columns, pa_schema, strict=True)
+            ]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=pa_schema))
+    return sink.getvalue().to_pybytes()
 
 
 class SnapshotPartition(InputPartition):
@@ -429,7 +471,8 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 rows = self._cache[2]
             else:  # re-planning a batch after a restart: decode [start, end) again
                 rows = self._run(lambda c: self._decode_range(c, start_lsn, end_lsn))
-            parts.append(ChangesPartition(rows))
+            if rows:
+                parts.append(ChangesPartition(rows, self.schema_))
         return parts
 
     def _decode_range(self, conn: psycopg.Connection, start_lsn: int, end_lsn: int) -> list[tuple]:
@@ -453,7 +496,7 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def read(self, partition: InputPartition) -> Iterator[tuple]:
         if isinstance(partition, ChangesPartition):
-            yield from partition.rows
+            yield from partition.batches()
         elif isinstance(partition, SnapshotPartition):
             yield from read_snapshot(partition, self.schema_)
 
