@@ -36,6 +36,7 @@ from inventory_bronze.source.schema import (
     TABLES,
     TABLES_BY_NAME,
     add_foreign_keys,
+    check_database,
     create_schema,
     drop_foreign_keys,
     index_sql,
@@ -232,6 +233,9 @@ def seed_database(
     started = time.perf_counter()
     create_schema(info)
     with info.connect() as conn:
+        for problem in check_database(conn):  # e.g. a column added by `changes --add-column`: kept, NULL
+            say(f"  note: {problem}")
+        conn.commit()
         conn.execute("SET lock_timeout = '60s'")
         drop_foreign_keys(conn)
         conn.commit()
