@@ -86,6 +86,11 @@ def _stop_status_and_restart(folder: Path) -> None:
             info.connect()
         again = server.ensure_server(data_dir)
         assert again.password == info.password
+        os.environ.pop(server.ENV_SECRETS_FILE)  # a side server keeps its secrets in its own folder
+        server.ensure_server(data_dir)
+        assert json.loads((data_dir / "secrets.json").read_text())["KPassword"] == info.password
+        assert server.secrets_file(data_dir) == data_dir.resolve() / "secrets.json"
+        assert server.secrets_file(None).name == "local.json"
         with again.connect() as conn:
             assert conn.execute("SELECT to_regclass('tests.keep_me') IS NOT NULL").fetchone() == (True,)
     finally:

@@ -10,7 +10,8 @@ _EPILOG = (
     "The server keeps its files under var/postgres of the repository (or --data-dir, or "
     "$INVENTORY_BRONZE_PG_DIR), listens on 127.0.0.1 on a free port, has wal_level=logical, database "
     '"DE" with schema tests, and a login role whose password is in the local secrets file '
-    "(var/secrets/local.json, or $INVENTORY_BRONZE_SECRETS_FILE: KConnectionString, KUser, KPassword). "
+    "(var/secrets/local.json, or secrets.json in a --data-dir folder, or $INVENTORY_BRONZE_SECRETS_FILE: "
+    "KConnectionString, KUser, KPassword). "
     "Passwords are never printed."
 )
 
@@ -61,7 +62,7 @@ def _start(args: argparse.Namespace) -> int:
         return 1
     print(f"running: {info.url}")
     print(f"JDBC:    {info.jdbc_url}")
-    print(f"secrets: {secrets_file()} (KConnectionString, KUser, KPassword)")
+    print(f"secrets: {secrets_file(args.data_dir)} (KConnectionString, KUser, KPassword)")
     return 0
 
 

@@ -212,10 +212,16 @@ def default_data_dir() -> Path:
     return Path(env) if env else repo_root() / "var" / "postgres"
 
 
-def secrets_file() -> Path:
-    """The local secrets file: $INVENTORY_BRONZE_SECRETS_FILE, else var/secrets/local.json of the repo."""
+def secrets_file(data_dir: Path | str | None = None) -> Path:
+    """The local secrets file of a server: $INVENTORY_BRONZE_SECRETS_FILE; else var/secrets/local.json of
+    the repo for the default server (the secrets chain's local file); else secrets.json in a server
+    folder chosen with `data_dir`, so a side server never overwrites the default one's secrets."""
     env = os.environ.get(ENV_SECRETS_FILE)
-    return Path(env) if env else repo_root() / "var" / "secrets" / "local.json"
+    if env:
+        return Path(env)
+    if data_dir is None or Path(data_dir).resolve() == default_data_dir().resolve():
+        return repo_root() / "var" / "secrets" / "local.json"
+    return Path(data_dir).resolve() / "secrets.json"
 
 
 def pg_bin_dir() -> Path:
@@ -606,7 +612,7 @@ def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
                 conn.execute("SELECT pg_reload_conf()")
         _wait_ready(info)
         _bootstrap(info)
-        write_secrets_file(info)
+        write_secrets_file(info, secrets_file(paths.data_dir))
         return info
 
 
