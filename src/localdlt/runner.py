@@ -27,6 +27,8 @@ from localdlt.session import get_spark
 from localdlt.sessionproxy import SessionProxy
 from localdlt.storage import Storage
 
+UPDATE_ID_CONF = "pipelines.updateId"
+
 
 def pipeline_id_for(storage: Storage, conf: Mapping[str, str]) -> str:
     return conf.get("pipelines.id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"localdlt:{storage.root}"))
@@ -107,7 +109,8 @@ def run_update(
     name = pipeline_name or conf.get("pipelines.name") or store.root.name
     update_id = str(uuid.uuid4())
     started = time.monotonic()
-    for key, value in {**conf, "pipelines.id": pipeline_id}.items():
+    # the pipeline's configuration, plus its id and (a localdlt extension) the running update's id
+    for key, value in {**conf, "pipelines.id": pipeline_id, UPDATE_ID_CONF: update_id}.items():
         spark.conf.set(key, value)
 
     with _exclusive(store):

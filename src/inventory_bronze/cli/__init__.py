@@ -20,6 +20,7 @@ COMMANDS = (
     "changes",
     "capture",
     "secrets",
+    "pii",
     "audit",
     "report",
     "status",

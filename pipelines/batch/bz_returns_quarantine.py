@@ -1,0 +1,14 @@
+"""Changes of tests.returns that a drop or fail rule rejects, with the rules they failed."""
+
+import sys
+
+sys.path.append(spark.conf.get("bundle.sourcePath", "."))
+
+import dlt  # noqa: E402
+
+from inventory_bronze import bronze  # noqa: E402
+
+
+@dlt.table(comment="Changes of tests.returns rejected by the quality rules; dq_failed_rules names them.")
+def bz_returns_quarantine():
+    return bronze.quarantined(dlt.read_stream("bz_returns_changes"), "returns")

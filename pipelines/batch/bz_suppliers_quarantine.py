@@ -1,0 +1,14 @@
+"""Rows of tests.suppliers that a drop or fail rule rejects, with the rules they failed (as of this update)."""
+
+import sys
+
+sys.path.append(spark.conf.get("bundle.sourcePath", "."))
+
+import dlt  # noqa: E402
+
+from inventory_bronze import bronze  # noqa: E402
+
+
+@dlt.table(comment="Rows of tests.suppliers rejected by the quality rules; dq_failed_rules names them.")
+def bz_suppliers_quarantine():
+    return bronze.quarantined(dlt.read("bz_suppliers_source"), "suppliers")

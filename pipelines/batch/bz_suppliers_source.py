@@ -1,0 +1,16 @@
+"""tests.suppliers as it is now in PostgreSQL: rules judged on the plaintext row, metadata added, PII
+protected. A view: recomputed on each update, never stored."""
+
+import sys
+
+sys.path.append(spark.conf.get("bundle.sourcePath", "."))
+
+import dlt  # noqa: E402
+
+from inventory_bronze import bronze  # noqa: E402
+
+
+@dlt.view
+def bz_suppliers_source():
+    rows = bronze.snapshot(spark, "suppliers")
+    return bronze.protect(bronze.prepare(rows, "suppliers", spark), "suppliers", spark)

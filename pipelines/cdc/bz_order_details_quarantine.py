@@ -1,0 +1,16 @@
+"""Changes of tests.order_details that a drop or fail rule rejects, with the rules they failed."""
+
+import sys
+
+sys.path.append(spark.conf.get("bundle.sourcePath", "."))
+
+import dlt  # noqa: E402
+
+from inventory_bronze import bronze  # noqa: E402
+
+
+@dlt.table(
+    comment="Changes of tests.order_details rejected by the quality rules; dq_failed_rules names them."
+)
+def bz_order_details_quarantine():
+    return bronze.quarantined(dlt.read_stream("bz_order_details_changes"), "order_details")

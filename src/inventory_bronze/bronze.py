@@ -1,0 +1,222 @@
+"""Pure, typed building blocks of the bronze pipeline. The files under `pipelines/` are thin: they declare
+datasets with `dlt` and call these functions, which know the configuration (`conf/tables.yml`).
+
+Per table, in this order:
+  source   -> the PostgreSQL table: a consistent JDBC snapshot (batch, full_refresh) or the log-based
+              change stream `pgcdc` (cdc, micro_batch);
+  prepare  -> rules evaluated on the plaintext row (`dq_failed_rules`: the rules it fails; deletes and
+              truncates carry no row to judge), `data_quality_score` and the metadata columns;
+  protect  -> PII columns encrypted (AES-GCM) and hashed; plaintext never reaches a Delta table;
+  expectations on the prepared rows, by rule name (`NOT array_contains(dq_failed_rules, '<rule>')`), so a rule
+              written against a PII column still judges the plaintext;
+  quarantine -> rows failing a drop or fail rule, with the names of the rules they failed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from inventory_bronze import config as cfg
+from inventory_bronze import pii
+from inventory_bronze.config import BronzeConfig, Pattern, TableConfig
+from inventory_bronze.source import schema as source_schema
+
+# columns the change capture adds (see inventory_bronze.source.capture)
+CAPTURE_COLUMNS = ("_op", "_lsn", "_commit_ts", "_seq", "_unchanged_cols")
+DQ_FAILED = "dq_failed_rules"  # kept in bronze: which rules (warn included) each row fails
+CHANGE_DATE = "_change_date"
+
+CONF_CONFIG_PATH = "inventory.config_path"
+CONF_UPDATE_ID = "pipelines.updateId"  # set by the local runtime for each update
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> BronzeConfig:
+    return cfg.load(path)
+
+
+def configuration(spark: SparkSession | None = None) -> BronzeConfig:
+    """The bronze configuration: `inventory.config_path` from the pipeline settings, else conf/tables.yml."""
+    path = None
+    if spark is not None:
+        path = spark.conf.get(CONF_CONFIG_PATH, None)
+    return _load(str(path or os.environ.get("INVENTORY_BRONZE_CONFIG") or cfg.DEFAULT_PATH))
+
+
+def table_config(table: str, spark: SparkSession | None = None) -> TableConfig:
+    return configuration(spark).table(table)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Dataset names of one source table in the pipeline."""
+
+    table: str
+
+    @property
+    def target(self) -> str:
+        return cfg.target_name(self.table)
+
+    @property
+    def changes(self) -> str:
+        return f"{self.target}_changes"
+
+    @property
+    def source(self) -> str:
+        return f"{self.target}_source"
+
+    @property
+    def feed(self) -> str:
+        return f"{self.target}_feed"
+
+    @property
+    def quarantine(self) -> str:
+        return f"{self.target}_quarantine"
+
+
+# ------------------------------------------------------------------------------------------- source reads
+def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> DataFrame:
+    """The source table as it is now, through JDBC, with credentials from the secrets chain."""
+    from inventory_bronze.secrets import source_connection
+
+    conn = source_connection()
+    declared = source_schema.table(table)
+    frame = (
+        spark.read.format("jdbc")
+        .option("url", conn.jdbc_url)
+        .option("dbtable", declared.qualified)
+        .option("user", conn.user)
+        .option("password", conn.password.reveal())
+        .option("driver", "org.postgresql.Driver")
+        .option("fetchsize", str(fetch_size))
+        .option("preferTimestampNTZ", "true")
+        .load()
+    )
+    return frame.select(*declared.column_names)
+
+
+def change_stream(spark: SparkSession, table: str) -> DataFrame:
+    """Every insert, update, delete and truncate of the source table, from PostgreSQL's WAL."""
+    from inventory_bronze.source.capture import register
+
+    register(spark)
+    declared = source_schema.table(table)
+    return spark.readStream.format("pgcdc").option("table", declared.qualified).load()
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+def rule_failures(rules: list[cfg.Rule]) -> Column:
+    """Names of the rules a row fails (a NULL result fails, as in expectations)."""
+    if not rules:
+        return F.array().cast("array<string>")
+    checks = [F.when(~F.coalesce(F.expr(r.constraint), F.lit(False)), F.lit(r.name)) for r in rules]
+    return F.filter(F.array(*checks), lambda x: x.isNotNull())
+
+
+def update_id(spark: SparkSession) -> str:
+    """The id of the running update (the local runtime sets it); a fresh id per evaluation otherwise."""
+    return spark.conf.get(CONF_UPDATE_ID, None) or str(uuid.uuid4())
+
+
+def prepare(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
+    """Rule results, quality score and metadata columns, computed on the plaintext row."""
+    conf = configuration(spark)
+    tcfg = conf.table(table)
+    has_op = "_op" in df.columns
+    judged = F.col("_op").isin("insert", "update", "snapshot") if has_op else F.lit(True)
+    failures = F.when(judged, rule_failures(tcfg.rules)).otherwise(F.array().cast("array<string>"))
+    n_rules = len(tcfg.rules)
+    changed_at = [F.col("Updated_At")] + ([F.col("_commit_ts")] if has_op else [])
+    status = F.when(F.col("_op") == "delete", "deleted").otherwise("active") if has_op else F.lit("active")
+    return (
+        df.withColumn(DQ_FAILED, failures)
+        .withColumn(
+            "data_quality_score",
+            F.lit(100).cast("int")
+            if n_rules == 0
+            else F.round(F.lit(100.0) * (n_rules - F.size(DQ_FAILED)) / n_rules).cast("int"),
+        )
+        .withColumn("load_timestamp", F.current_timestamp())
+        .withColumn("update_timestamp", F.coalesce(*changed_at, F.current_timestamp()))
+        .withColumn("source_system", F.lit(conf.source.system))
+        .withColumn("record_status", status)
+        .withColumn("batch_id", F.lit(update_id(spark)))
+    )
+
+
+def protect(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
+    """PII columns encrypted and hashed (fails closed without a key)."""
+    tcfg = table_config(table, spark)
+    return pii.protect(df, table, tcfg.pii) if tcfg.pii else df
+
+
+def with_change_date(df: DataFrame) -> DataFrame:
+    """The raw change tables are partitioned by the day of the change (they grow without bound)."""
+    return df.withColumn(CHANGE_DATE, F.to_date(F.coalesce(F.col("_commit_ts"), F.current_timestamp())))
+
+
+# ------------------------------------------------------------------------------------------ expectations
+def expectations(table: str, action: str, spark: SparkSession | None = None) -> dict[str, str]:
+    """{rule name: constraint} of one action, judged on the prepared row's `dq_failed_rules`."""
+    return {
+        r.name: f"NOT array_contains({DQ_FAILED}, '{r.name}')"
+        for r in table_config(table, spark).rules
+        if r.action == action
+    }
+
+
+def quarantined(df: DataFrame, table: str, spark: SparkSession | None = None) -> DataFrame:
+    """Rows a drop or fail rule rejects (`dq_failed_rules` names the rules they failed)."""
+    rejecting = [r.name for r in table_config(table, spark).rules if r.action in ("drop", "fail")]
+    if not rejecting:
+        return df.where(F.lit(False))
+    return df.where(F.arrays_overlap(F.col(DQ_FAILED), F.array(*[F.lit(n) for n in rejecting])))
+
+
+# ----------------------------------------------------------------------------------------------- targets
+def internal_columns(table: str, spark: SparkSession | None = None) -> list[str]:
+    """Columns of the feed that the bronze table does not keep."""
+    tcfg = table_config(table, spark)
+    return [*CAPTURE_COLUMNS, CHANGE_DATE] if tcfg.pattern.uses_capture else []
+
+
+def large_text_columns(table: str) -> list[str]:
+    """Columns whose unchanged TOASTed value the change capture sends as NULL: keep the previous value."""
+    return list(source_schema.table(table).large_text_columns)
+
+
+def history_untracked(table: str) -> list[str]:
+    """Columns whose change alone is no new version (SCD type 2): the load's own metadata."""
+    return ["load_timestamp", "batch_id", "data_quality_score", DQ_FAILED]
+
+
+def table_properties(table: str, spark: SparkSession | None = None) -> dict[str, str]:
+    tcfg = table_config(table, spark)
+    return {
+        "quality": "bronze",
+        "source_table": f"{configuration(spark).source.schema_}.{table}",
+        "ingestion_pattern": tcfg.pattern.value,
+        "schedule": tcfg.schedule,
+    }
+
+
+def scd_type(table: str, spark: SparkSession | None = None) -> int:
+    return 2 if table_config(table, spark).pattern is Pattern.batch else 1
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def snapshot_history_options(table: str, spark: SparkSession | None = None) -> dict[str, list[str]]:
+    """For SCD type 2 snapshots: the load's own metadata changes every update and is no new version."""
+    if scd_type(table, spark) != 2:
+        return {}
+    return {"track_history_except_column_list": history_untracked(table)}

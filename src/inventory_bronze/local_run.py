@@ -1,0 +1,58 @@
+"""Run the bundle's pipelines with the local runtime (used by `run` and `demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inventory_bronze import bronze
+from inventory_bronze.bundle import PipelineSpec, load_bundle
+from inventory_bronze.errors import ConfigError
+from localdlt import UpdateOptions, UpdateResult, run_update
+from localdlt.progress import ConsoleProgress
+from localdlt.session import get_spark
+
+
+def pipeline_specs(target: str = "dev", only: list[str] | None = None) -> list[PipelineSpec]:
+    bundle = load_bundle(bronze.repo_root(), target)
+    specs = list(bundle.pipelines.values())
+    if only:
+        unknown = sorted(set(only) - {s.key for s in specs})
+        if unknown:
+            raise ConfigError(f"No pipeline {unknown} in the bundle; pipelines: {[s.key for s in specs]}.")
+        specs = [s for s in specs if s.key in only]
+    # the triggered pipeline first: its tables are the CDC tables' references
+    return sorted(specs, key=lambda s: s.continuous)
+
+
+def run_pipelines(
+    storage: Path,
+    target: str = "dev",
+    only: list[str] | None = None,
+    full_refresh: bool = False,
+    continuous: bool = False,
+    max_seconds: float | None = None,
+    quiet: bool = False,
+) -> dict[str, UpdateResult]:
+    spark = get_spark("inventory-bronze")
+    results: dict[str, UpdateResult] = {}
+    for spec in pipeline_specs(target, only):
+        options = UpdateOptions(
+            full_refresh=full_refresh,
+            continuous=continuous and spec.continuous,
+            max_seconds=max_seconds if continuous and spec.continuous else None,
+        )
+        progress = ConsoleProgress(quiet=quiet)
+        progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")
+        results[spec.key] = run_update(
+            spec.libraries,
+            storage / spec.key,
+            conf=spec.configuration,
+            options=options,
+            pipeline_name=spec.name,
+            spark=spark,
+            progress=progress,
+        )
+        if quiet:
+            progress.quiet = False
+            progress.summary(results[spec.key])
+    return results
