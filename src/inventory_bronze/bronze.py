@@ -220,3 +220,26 @@ def snapshot_history_options(table: str, spark: SparkSession | None = None) -> d
     if scd_type(table, spark) != 2:
         return {}
     return {"track_history_except_column_list": history_untracked(table)}
+
+
+# ---------------------------------------------------------------------------------------- capture set-up
+def capture_tables(spark: SparkSession | None = None) -> list[str]:
+    """Qualified source tables read through log-based capture (patterns cdc and micro_batch)."""
+    conf = configuration(spark)
+    return [f"{conf.source.schema_}.{name}" for name, t in conf.tables.items() if t.pattern.uses_capture]
+
+
+def ensure_capture(spark: SparkSession | None = None) -> list[str]:
+    """Create the publication and replication slot of every captured table (idempotent); returns what
+    it did, one line per table. Run before the first update (the demo and `capture setup` do)."""
+    from inventory_bronze.secrets import source_connection
+    from inventory_bronze.source.capture_connection import open_connection
+    from inventory_bronze.source.capture_slot import CaptureNames, setup_capture
+
+    lines = []
+    with open_connection(source_connection()) as conn:
+        for qualified in capture_tables(spark):
+            result = setup_capture(conn, CaptureNames.for_table(qualified))
+            state = "created" if result.created_slot else "exists"
+            lines.append(f"{qualified}: slot {result.names.slot} {state}")
+    return lines

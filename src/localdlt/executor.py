@@ -116,28 +116,32 @@ class Update:
     def setup_tables(self) -> None:
         """Create missing tables, and reset those chosen for a full refresh (unless reset is disallowed)."""
         selection = self.refresh_selection()
-        for name in self.analysis.order:
-            ds = self.graph.datasets[name]
-            path = self.storage.table_path(name, ds.path)
-            reset = name in selection and ds.reset_allowed
-            if name in selection and not ds.reset_allowed:
-                self.events.emit(
-                    "user_action",
-                    {"user_action": {"action": "FULL_REFRESH_SKIPPED", "dataset": name}},
-                    f"Full refresh skipped for '{name}': pipelines.reset.allowed is false.",
-                    dataset=name,
-                    level="WARN",
-                )
-            schema = self.analysis.schemas.get(name)
-            if schema is None:  # a snapshot-function target: its flow creates it from the first snapshot
-                if reset:
-                    shutil.rmtree(path, ignore_errors=True)
-            else:
-                self._create_table(ds, path, schema, replace=reset)
+        with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
+            for fut in [pool.submit(self._setup_table, name, selection) for name in self.analysis.order]:
+                fut.result()
+
+    def _setup_table(self, name: str, selection: set[str]) -> None:
+        ds = self.graph.datasets[name]
+        path = self.storage.dataset_path(ds)
+        reset = name in selection and ds.reset_allowed
+        if name in selection and not ds.reset_allowed:
+            self.events.emit(
+                "user_action",
+                {"user_action": {"action": "FULL_REFRESH_SKIPPED", "dataset": name}},
+                f"Full refresh skipped for '{name}': pipelines.reset.allowed is false.",
+                dataset=name,
+                level="WARN",
+            )
+        schema = self.analysis.schemas.get(name)
+        if schema is None:  # a snapshot-function target: its flow creates it from the first snapshot
             if reset:
-                for flow in self.graph.flows_into(name):
-                    self.storage.reset_flow(flow.name)
-                shutil.rmtree(self.storage.state_path(name), ignore_errors=True)
+                shutil.rmtree(path, ignore_errors=True)
+        else:
+            self._create_table(ds, path, schema, replace=reset)
+        if reset:
+            for flow in self.graph.flows_into(name):
+                self.storage.reset_flow(flow.name)
+            shutil.rmtree(self.storage.state_path(name), ignore_errors=True)
 
     def _create_table(self, ds: Dataset, path: str, schema: StructType, replace: bool) -> None:
         """Create the table if missing; with `replace` (full refresh) empty it first."""
@@ -279,7 +283,7 @@ class Update:
 
     # ----------------------------------------------------------------------------------- flow kinds
     def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> None:
-        path = self.storage.table_path(ds.name, ds.path)
+        path = self.storage.dataset_path(ds)
         reader = Reader(session, self.graph, self.storage, flow.name)
         ctx = FlowContext(
             spark=session,
@@ -312,6 +316,10 @@ class Update:
             self._append_once(ctx)
         else:
             self._append_stream(ctx)
+        # expectations of views read in batch (streamed ones report through the query's progress)
+        for view in reader.applied:
+            if view.observation is not None:
+                ctx.metrics.merge(_quality_only(view.metrics()))
 
     def _query(self, ctx: FlowContext) -> DataFrame:
         assert ctx.flow.func is not None
@@ -333,8 +341,6 @@ class Update:
         except Exception as err:
             raise ctx.flow_error(err) from None
         ctx.metrics.merge(applied.metrics())
-        for view in ctx.reader.applied:
-            ctx.metrics.merge(_quality_only(view.metrics()))
         ctx.metrics.batches += 1
 
     def _append_once(self, ctx: FlowContext) -> None:

@@ -26,7 +26,7 @@ class Reader:
 
     def path_of(self, name: str) -> str:
         ds = self.graph.datasets[name]
-        return self.storage.table_path(name, ds.path)
+        return self.storage.dataset_path(ds)
 
     def read(self, name: str) -> DataFrame:
         ds = self._dataset(name)

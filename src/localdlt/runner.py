@@ -180,7 +180,7 @@ def run_update(
 
 def _existing_schema(spark: SparkSession, store: Storage, graph: Any) -> Any:
     def lookup(name: str) -> Any:
-        path = store.table_path(name, graph.datasets[name].path)
+        path = store.dataset_path(graph.datasets[name])
         if not (Path(path) / "_delta_log").is_dir():
             return None
         return spark.read.format("delta").load(path).schema

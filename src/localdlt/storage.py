@@ -28,8 +28,14 @@ class Storage:
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
-    def table_path(self, name: str, override: str | None = None) -> str:
-        return str(Path(override).resolve()) if override else str(self.root / "tables" / name)
+    def table_path(self, name: str, override: str | None = None, temporary: bool = False) -> str:
+        """Published datasets live in tables/; `temporary=True` ones (not published) in temporary/."""
+        if override:
+            return str(Path(override).resolve())
+        return str(self.root / ("temporary" if temporary else "tables") / name)
+
+    def dataset_path(self, ds: Any) -> str:
+        return self.table_path(ds.name, ds.path, ds.temporary)
 
     @property
     def event_log_path(self) -> str:

@@ -141,6 +141,14 @@ def test_table_parameters_reach_the_delta_table(pipeline, tmp_path: Path):
         def with_conf():
             return spark.range(1).withColumn("flag", F.lit(spark.conf.get("my.flag")))
 
+        @dlt.table(temporary=True)
+        def scratch():
+            return spark.range(2)
+
+        @dlt.table
+        def from_scratch():
+            return dlt.read("scratch")
+
         @dlt.table
         def from_configuration():
             return spark.range(1).withColumn("env", F.lit(spark.conf.get("my.env")))
@@ -161,6 +169,10 @@ def test_table_parameters_reach_the_delta_table(pipeline, tmp_path: Path):
     assert pipeline.rows("with_conf", "flag") == [("on",)]
     assert pipeline.rows("from_configuration", "env") == [("test",)]
     assert spark.conf.get("my.flag", "unset") == "unset"  # a flow's spark_conf stays in that flow
+    # a temporary table is used by the pipeline but not published with the others
+    assert not (pipeline.storage / "tables" / "scratch").exists()
+    assert (pipeline.storage / "temporary" / "scratch" / "_delta_log").is_dir()
+    assert pipeline.rows("from_scratch") == [(0,), (1,)]
 
 
 def test_full_refresh_resets_streaming_tables_except_when_disallowed(pipeline):

@@ -559,7 +559,14 @@ def _bootstrap(info: ServerInfo) -> None:
 def write_secrets_file(info: ServerInfo, path: Path | None = None) -> Path:
     """Write the seed's secret names for local runs (mode 600): KConnectionString, KUser, KPassword."""
     target = path or secrets_file()
-    payload = {SECRET_URL: info.jdbc_url, SECRET_USER: info.user, SECRET_PASSWORD: info.password}
+    payload: dict[str, object] = {}
+    if target.is_file():  # keep the other secrets there (e.g. the PII key: losing it loses the data)
+        try:
+            existing = json.loads(target.read_text())
+            payload = existing if isinstance(existing, dict) else {}
+        except (OSError, ValueError):
+            payload = {}
+    payload.update({SECRET_URL: info.jdbc_url, SECRET_USER: info.user, SECRET_PASSWORD: info.password})
     _write_private(target, json.dumps(payload, indent=2) + "\n")
     return target
 

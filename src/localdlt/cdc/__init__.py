@@ -34,7 +34,7 @@ def cdc_target_schema(spec: CdcSpec, source_df: DataFrame) -> StructType:
 def run_cdc_flow(ctx: Any) -> None:
     """Apply the flow's change feed to its target, batch by batch, exactly once."""
     spec = ctx.flow.cdc
-    engine = Scd1(ctx, spec) if spec.stored_as_scd_type == 1 else Scd2(ctx, spec)
+    engine = Scd1(ctx, spec) if int(spec.stored_as_scd_type) == 1 else Scd2(ctx, spec)
     lock = common.target_lock(ctx.target_path)
     if ctx.flow.once:
         _run_once(ctx, engine, lock)

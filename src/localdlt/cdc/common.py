@@ -14,7 +14,9 @@ batch split, so the result never depends on how events were batched).
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 from typing import Any
 
@@ -95,7 +97,10 @@ def ignore_null_columns(spec: CdcSpec, values: list[str], flow: str) -> list[str
         return [c for c in values if c in spec.ignore_null_updates_column_list]
     if spec.ignore_null_updates_except_column_list is not None:
         _check_known(
-            spec.ignore_null_updates_except_column_list, values, "ignore_null_updates_except_column_list", flow
+            spec.ignore_null_updates_except_column_list,
+            values,
+            "ignore_null_updates_except_column_list",
+            flow,
         )
         return [c for c in values if c not in spec.ignore_null_updates_except_column_list]
     return list(values) if spec.ignore_null_updates else []
@@ -120,7 +125,9 @@ def sequence_column(sequence_by: Any, columns: list[str]) -> Column:
         return col(sequence_by) if sequence_by in columns else F.expr(sequence_by)
     if isinstance(sequence_by, Column):
         return sequence_by
-    raise DefinitionError(f"sequence_by must be a column name, a SQL expression or a Column, got {sequence_by!r}.")
+    raise DefinitionError(
+        f"sequence_by must be a column name, a SQL expression or a Column, got {sequence_by!r}."
+    )
 
 
 def sequence_name(sequence_by: Any) -> str:
@@ -140,14 +147,16 @@ def condition(value: Any) -> Column | None:
 
 
 def sequence_type(spec: CdcSpec, source_df: DataFrame) -> Any:
-    return source_df.select(sequence_column(spec.sequence_by, source_df.columns).alias(SEQ)).schema[0].dataType
+    return (
+        source_df.select(sequence_column(spec.sequence_by, source_df.columns).alias(SEQ)).schema[0].dataType
+    )
 
 
 def cdc_target_schema(spec: CdcSpec, source_df: DataFrame, flow: str = "") -> StructType:
     flow = flow or "<cdc>"
     cols = target_columns(spec, source_df.columns, flow)
     fields = [source_df.schema[c] for c in cols]
-    if spec.stored_as_scd_type == 2:
+    if int(spec.stored_as_scd_type) == 2:
         seq_type = sequence_type(spec, source_df)
         fields += [StructField(START_AT, seq_type, True), StructField(END_AT, seq_type, True)]
     return StructType(fields)
@@ -207,7 +216,9 @@ def check_nulls(spec: CdcSpec, events: DataFrame, flow: str, extra: list[Column]
 
 def order_struct() -> Column:
     """Total order of the events of one key."""
-    return F.struct(col(SEQ).alias("s"), F.when(col(OP) == "D", 1).otherwise(0).alias("d"), col(TB).alias("t"))
+    return F.struct(
+        col(SEQ).alias("s"), F.when(col(OP) == "D", 1).otherwise(0).alias("d"), col(TB).alias("t")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -233,6 +244,17 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType) -> None:
     )
 
 
+CRASH_ENV = "LOCALDLT_CDC_CRASH_AT"
+
+
+def crash_point(name: str, batch_id: int) -> None:
+    """Test hook: LOCALDLT_CDC_CRASH_AT=<point>:<batch id> kills this process (SIGKILL, like kill -9)
+    at that point of that batch -- e.g. 'after-target:1' between the target's and the state's commits."""
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted == f"{name}:{batch_id}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def txn_options(app_id: str, batch_id: int) -> dict[str, str]:
     return {"txnAppId": app_id, "txnVersion": str(batch_id)}
 
@@ -243,7 +265,10 @@ def merge_counts(result: DataFrame | None) -> dict[str, int]:
     if not rows:
         return {"num_affected_rows": 0, "num_updated_rows": 0, "num_deleted_rows": 0, "num_inserted_rows": 0}
     d = rows[0].asDict()
-    return {k: int(d.get(k) or 0) for k in ("num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows")}
+    return {
+        k: int(d.get(k) or 0)
+        for k in ("num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows")
+    }
 
 
 def setting(ctx: Any, key: str, default: float) -> float:

@@ -87,7 +87,9 @@ class Scd1:
         if now - self._last_gc < self.gc_every_s:
             return
         cutoff = int((now - self.threshold_s) * 1000)
-        DeltaTable.forPath(spark, self.state_path).delete(F.col(DELETED) & (F.col(DELETED_AT) < F.lit(cutoff)))
+        DeltaTable.forPath(spark, self.state_path).delete(
+            F.col(DELETED) & (F.col(DELETED_AT) < F.lit(cutoff))
+        )
         self._last_gc = now
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(now))
@@ -97,15 +99,15 @@ class Scd1:
         spark = batch_df.sparkSession
         if self.ctx.continuous and time.time() - self._last_gc >= self.gc_every_s:
             self.collect_tombstones(spark)
-        # the MERGE sources are persisted and deterministic: no need for Delta to copy them again
-        spark.conf.set("spark.databricks.delta.merge.materializeSource", "none")
         spec, keys = self.spec, self.keys
         events, values = c.prepare_events(spec, batch_df, self.flow)
         events = events.persist()
         cached = [events]
         try:
             has_truncates = spec.apply_as_truncates is not None
-            extra = [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
+            extra = (
+                [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
+            )
             stats = c.check_nulls(spec, events, self.flow, extra)
             inul = c.ignore_null_columns(spec, values, self.flow)
             now_ms = int(time.time() * 1000)
@@ -127,7 +129,9 @@ class Scd1:
             if t_max is not None:
                 seq_type = events.schema[c.SEQ].dataType
                 bound = spark.createDataFrame([(t_max,)], StructType([StructField("__t_max", seq_type)]))
-                live = live.crossJoin(F.broadcast(bound)).where(c.col(c.SEQ) > F.col("__t_max")).drop("__t_max")
+                live = (
+                    live.crossJoin(F.broadcast(bound)).where(c.col(c.SEQ) > F.col("__t_max")).drop("__t_max")
+                )
             live = live.join(state, keys, "left").where(
                 F.col(ST_SEQ).isNull() | (c.col(c.SEQ) > F.col(ST_SEQ))
             )
@@ -171,6 +175,7 @@ class Scd1:
                 metrics.num_upserted_rows += counts["num_inserted_rows"] + counts["num_updated_rows"]
                 metrics.num_deleted_rows += counts["num_deleted_rows"]
                 metrics.num_output_rows += counts["num_affected_rows"]
+            c.crash_point("after-target", batch_id)
             # 3. the truncate, then the keys' sequences, in the hidden state
             if new_truncate:
                 seq_type = events.schema[c.SEQ].dataType
@@ -209,7 +214,13 @@ class Scd1:
         return row["t"] if row is not None else None
 
     def _merge_target(
-        self, spark: Any, effects: DataFrame, keys: list[str], values: list[str], inul: list[str], batch_id: int
+        self,
+        spark: Any,
+        effects: DataFrame,
+        keys: list[str],
+        values: list[str],
+        inul: list[str],
+        batch_id: int,
     ) -> dict[str, int]:
         q = c.quote
         update = {}

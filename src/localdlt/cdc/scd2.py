@@ -47,7 +47,6 @@ class Scd2:
 
     def apply(self, batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         spark = batch_df.sparkSession
-        spark.conf.set("spark.databricks.delta.merge.materializeSource", "none")
         spec, keys = self.spec, self.keys
         events, values = c.prepare_events(spec, batch_df, self.flow)
         events = events.dropDuplicates().persist()
@@ -60,7 +59,9 @@ class Scd2:
             inul = c.ignore_null_columns(spec, values, self.flow)
             touched = events.select(*[c.col(k) for k in keys]).distinct()
             old_events = (
-                spark.read.format("delta").load(self.events_path).join(F.broadcast(touched), keys, "left_semi")
+                spark.read.format("delta")
+                .load(self.events_path)
+                .join(F.broadcast(touched), keys, "left_semi")
             ).persist()
             cached.append(old_events)
             all_events = old_events.unionByName(events).dropDuplicates()
@@ -68,7 +69,9 @@ class Scd2:
             new = history(all_events, keys, values, tracked, inul)
             diff = history_diff(old, new, keys, values).persist()
             cached.append(diff)
-            counts = {r["__action"]: r["n"] for r in diff.groupBy("__action").agg(F.count("*").alias("n")).collect()}
+            counts = {
+                r["__action"]: r["n"] for r in diff.groupBy("__action").agg(F.count("*").alias("n")).collect()
+            }
             current = F.col(c.END_AT).isNull()
             closed = (
                 old.where(current)
@@ -78,6 +81,7 @@ class Scd2:
             )
             if counts:
                 self._merge_target(spark, diff, keys, values, batch_id)
+            c.crash_point("after-target", batch_id)
             (
                 events.write.format("delta")
                 .mode("append")
@@ -94,7 +98,9 @@ class Scd2:
             for df in cached:
                 df.unpersist()
 
-    def _merge_target(self, spark: Any, diff: DataFrame, keys: list[str], values: list[str], batch_id: int) -> None:
+    def _merge_target(
+        self, spark: Any, diff: DataFrame, keys: list[str], values: list[str], batch_id: int
+    ) -> None:
         q = c.quote
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in [*keys, c.START_AT])
         update = {q(v): f"s.{q(v)}" for v in [*values, c.END_AT]}
@@ -123,11 +129,16 @@ def history(
     upto = by_key.rowsBetween(Window.unboundedPreceding, 0)
     after = by_key.rowsBetween(1, Window.unboundedFollowing)
     # segment = number of deletes before the event: a segment's upserts build one life of the key
-    e = e.withColumn("__seg", F.coalesce(F.sum(F.when(c.col(c.OP) == "D", 1).otherwise(0)).over(before), F.lit(0)))
+    e = e.withColumn(
+        "__seg", F.coalesce(F.sum(F.when(c.col(c.OP) == "D", 1).otherwise(0)).over(before), F.lit(0))
+    )
     by_seg = Window.partitionBy(*kcols, F.col("__seg")).orderBy("__o")
     for v in ignore_null:
         e = e.withColumn(
-            v, F.last(F.when(is_u, c.col(v)), ignorenulls=True).over(by_seg.rowsBetween(Window.unboundedPreceding, 0))
+            v,
+            F.last(F.when(is_u, c.col(v)), ignorenulls=True).over(
+                by_seg.rowsBetween(Window.unboundedPreceding, 0)
+            ),
         )
     changed: Column = F.lit(False)
     if tracked:
@@ -160,7 +171,9 @@ def history_diff(old: DataFrame, new: DataFrame, keys: list[str], values: list[s
     match = [*keys, c.START_AT]
     rest = [*values, c.END_AT]
     o = old.select(
-        *[c.col(m) for m in match], *[c.col(r).alias(f"__old_{i}") for i, r in enumerate(rest)], F.lit(True).alias("__in_old")
+        *[c.col(m) for m in match],
+        *[c.col(r).alias(f"__old_{i}") for i, r in enumerate(rest)],
+        F.lit(True).alias("__in_old"),
     )
     n = new.withColumn("__in_new", F.lit(True))
     joined = n.join(o, match, "full_outer")

@@ -32,7 +32,11 @@ from localdlt.graph import SnapshotCdcSpec
 from localdlt.metrics import FlowMetrics
 
 _STATE_SCHEMA = StructType(
-    [StructField("n", LongType(), False), StructField("version", StringType(), True), StructField("at", LongType(), True)]
+    [
+        StructField("n", LongType(), False),
+        StructField("version", StringType(), True),
+        StructField("at", LongType(), True),
+    ]
 )
 
 
@@ -45,8 +49,11 @@ def snapshot_target_schema(spec: SnapshotCdcSpec, source_df: DataFrame | None) -
     missing = [k for k in spec.keys if k not in source_df.columns]
     if missing:
         raise DefinitionError(f"AUTO CDC FROM SNAPSHOT: keys {missing} are not columns of the snapshot.")
-    if spec.stored_as_scd_type == 2:
-        fields += [StructField(c.START_AT, TimestampType(), True), StructField(c.END_AT, TimestampType(), True)]
+    if int(spec.stored_as_scd_type) == 2:
+        fields += [
+            StructField(c.START_AT, TimestampType(), True),
+            StructField(c.END_AT, TimestampType(), True),
+        ]
     return StructType(fields)
 
 
@@ -136,7 +143,7 @@ class SnapshotFlow:
             snap = snap.select(*[c.col(x) for x in snap.columns if x not in c.RESERVED])
             self._check(snap)
             self._ensure_target(own, snap, version)
-            if self.spec.stored_as_scd_type == 1:
+            if int(self.spec.stored_as_scd_type) == 1:
                 metrics = self._apply_scd1(own, snap, n)
             else:
                 metrics = self._apply_scd2(own, snap, version, n)
@@ -156,22 +163,32 @@ class SnapshotFlow:
     def _check(self, snap: DataFrame) -> None:
         missing = [k for k in self.keys if k not in snap.columns]
         if missing:
-            raise CdcError(self.flow, f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': keys {missing} are not in the snapshot.")
-        nulls = snap.where(F.greatest(*[c.col(k).isNull() for k in self.keys]) if len(self.keys) > 1 else c.col(self.keys[0]).isNull())
+            raise CdcError(
+                self.flow,
+                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': keys {missing} are not in the snapshot.",
+            )
+        nulls = snap.where(
+            F.greatest(*[c.col(k).isNull() for k in self.keys])
+            if len(self.keys) > 1
+            else c.col(self.keys[0]).isNull()
+        )
         dup = snap.groupBy(*[c.col(k) for k in self.keys]).count().where(F.col("count") > 1)
         bad = nulls.limit(1).count(), dup.limit(1).count()
         if bad[0]:
-            raise CdcError(self.flow, f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': a key column of the snapshot is NULL.")
+            raise CdcError(
+                self.flow, f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': a key column of the snapshot is NULL."
+            )
         if bad[1]:
             raise CdcError(
-                self.flow, f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has several rows for one key."
+                self.flow,
+                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has several rows for one key.",
             )
 
     def _ensure_target(self, spark: SparkSession, snap: DataFrame, version: Any) -> None:
         """A function source's target is shaped by its first snapshot (and widened by new columns)."""
         path = self.ctx.target_path
         fields = list(snap.schema.fields)
-        if self.spec.stored_as_scd_type == 2:
+        if int(self.spec.stored_as_scd_type) == 2:
             vtype = snap.select(_version_lit(version).alias("v")).schema[0].dataType
             fields += [StructField(c.START_AT, vtype, True), StructField(c.END_AT, vtype, True)]
         schema = StructType(fields)
@@ -248,7 +265,9 @@ class SnapshotFlow:
         src = (
             j.where(F.col("__kind").isin("new", "changed"))
             .select(*base, F.lit("insert").alias("__a"))
-            .unionByName(j.where(F.col("__kind").isin("gone", "changed")).select(*base, F.lit("close").alias("__a")))
+            .unionByName(
+                j.where(F.col("__kind").isin("gone", "changed")).select(*base, F.lit("close").alias("__a"))
+            )
             .unionByName(j.where(F.col("__kind") == "inplace").select(*base, F.lit("inplace").alias("__a")))
             .withColumn("__v", _version_lit(version))
         ).persist()
@@ -259,7 +278,9 @@ class SnapshotFlow:
             on += f" AND t.{q(c.END_AT)} IS NULL AND s.__a <> 'insert'"
             insert = {q(x): f"s.{q(x)}" for x in [*keys, *values]}
             insert[q(c.START_AT)] = "s.__v"
-            insert[q(c.END_AT)] = "CAST(NULL AS " + snap.select(_version_lit(version)).schema[0].dataType.simpleString() + ")"
+            insert[q(c.END_AT)] = (
+                "CAST(NULL AS " + snap.select(_version_lit(version)).schema[0].dataType.simpleString() + ")"
+            )
             with self.ctx.idempotent_dml(spark, n, ":snapshot"):
                 result = (
                     DeltaTable.forPath(spark, self.ctx.target_path)
@@ -267,7 +288,8 @@ class SnapshotFlow:
                     .merge(src.alias("s"), on)
                     .whenMatchedUpdate(condition="s.__a = 'close'", set={q(c.END_AT): "s.__v"})
                     .whenMatchedUpdate(
-                        condition="s.__a = 'inplace'", set={q(v): f"s.{q(v)}" for v in untracked} or {q(c.END_AT): "t." + q(c.END_AT)}
+                        condition="s.__a = 'inplace'",
+                        set={q(v): f"s.{q(v)}" for v in untracked} or {q(c.END_AT): "t." + q(c.END_AT)},
                     )
                     .whenNotMatchedInsert(condition="s.__a = 'insert'", values=insert)
                     .execute()

@@ -1,0 +1,165 @@
+"""`inventory-bronze demo`: the whole bronze layer on one machine, from an empty PostgreSQL to reconciled
+bronze tables: start the server, seed it (dirty rows included), set up the change capture and the PII key,
+run the initial update, apply a change workload, run an incremental update, reconcile and summarise."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from inventory_bronze import bronze
+
+DEFAULT_STORAGE = bronze.repo_root() / "var" / "demo"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="run the bronze layer end to end on a local PostgreSQL (the README's first command)",
+        description="Start the local PostgreSQL, seed it, run the initial update of both bronze pipelines, "
+        "apply a change workload, run an incremental update (optionally run the CDC pipeline "
+        "continuously for a while), then print per table: rows in source and bronze, quarantined, "
+        "expectation results, reconciliation, and where the tables and the event logs are.",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=0.01, help="source volume (1 = the seed's; default 0.01)"
+    )
+    parser.add_argument("--dirty-rate", type=float, default=0.02, help="share of rule-breaking rows (0.02)")
+    parser.add_argument("--changes", type=int, default=1000, help="changes between the two updates (1000)")
+    parser.add_argument(
+        "--continuous-seconds",
+        type=float,
+        default=0,
+        metavar="N",
+        help="then run the CDC pipeline continuously for N s under a change workload (default: skip)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="random seed of the generator (42)")
+    parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}")
+    parser.set_defaults(handler=_demo)
+
+
+def _step(text: str) -> float:
+    print(f"\n=== {text}", flush=True)
+    return time.monotonic()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from inventory_bronze import pii
+    from inventory_bronze.errors import PiiProtectionError
+    from inventory_bronze.local_run import run_pipelines
+    from inventory_bronze.reconcile import format_table, reconcile
+    from inventory_bronze.secrets import SecretError, source_connection
+    from inventory_bronze.source.capture_connection import open_connection
+    from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
+    from inventory_bronze.source.load import seed_database
+    from inventory_bronze.source.server import ensure_server
+    from inventory_bronze.source.workload import run_changes
+
+    timings: dict[str, float] = {}
+    started = _step("local PostgreSQL")
+    info = ensure_server()
+    print(f"running at {info.jdbc_url} (user {info.user})")
+
+    with open_connection(source_connection()) as conn:  # a fresh source: old slots point at old data
+        for qualified in bronze.capture_tables():
+            drop_capture(conn, CaptureNames.for_table(qualified))
+    t = _step(f"seed: scale {args.scale}, dirty rate {args.dirty_rate}")
+    seed_database(info, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate)
+    timings["seed"] = time.monotonic() - t
+    for line in bronze.ensure_capture():
+        print(line)
+    try:
+        pii.load_keys()
+    except Exception as err:  # no key yet: make one for this machine (kept in the local secrets file)
+        if not isinstance(err, SecretError | PiiProtectionError):
+            raise
+        _write_local_key()
+        pii.reset_keys()
+        print("PII key: generated and stored in the local secrets file")
+
+    shutil.rmtree(args.storage, ignore_errors=True)
+    t = _step("initial update (both pipelines)")
+    results = run_pipelines(storage=args.storage, quiet=True)
+    timings["initial update"] = time.monotonic() - t
+    ok = all(r.ok for r in results.values())
+
+    t = _step(f"change workload: {args.changes} changes")
+    run_changes(info, count=args.changes, seed=args.seed + 1)
+    timings["changes"] = time.monotonic() - t
+    t = _step("incremental update (both pipelines)")
+    results = run_pipelines(storage=args.storage, quiet=True)
+    timings["incremental update"] = time.monotonic() - t
+    ok = ok and all(r.ok for r in results.values())
+
+    if args.continuous_seconds > 0:
+        import threading
+
+        t = _step(f"CDC pipeline continuously for {args.continuous_seconds:.0f}s under 50 changes/s")
+        feeder = threading.Thread(
+            target=run_changes,
+            kwargs={
+                "info": info,
+                "rate": 50,
+                "duration": max(1.0, args.continuous_seconds - 5),
+                "quiet": True,
+            },
+        )
+        feeder.start()
+        results = run_pipelines(
+            storage=args.storage,
+            only=["inventory_bronze_cdc"],
+            continuous=True,
+            max_seconds=args.continuous_seconds,
+            quiet=True,
+        )
+        feeder.join()
+        results.update(run_pipelines(storage=args.storage, only=["inventory_bronze_cdc"], quiet=True))
+        timings["continuous"] = time.monotonic() - t
+        ok = ok and all(r.ok for r in results.values())
+
+    from localdlt.session import get_spark
+
+    spark = get_spark()
+    _step("reconciliation: source vs bronze (+ quarantine)")
+    with open_connection(source_connection()) as conn:
+        rows = reconcile(spark, args.storage, conn)
+    print(format_table(rows))
+    _print_quality(spark, args.storage)
+    print("\nwhere things are:")
+    print(f"  bronze tables: {args.storage}/<pipeline>/tables/bz_*")
+    print(f"  event logs:    {args.storage}/<pipeline>/system/events")
+    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    print(f"total {time.monotonic() - started:.1f}s")
+    return 0 if ok and all(r.ok for r in rows) else 1
+
+
+def _print_quality(spark, storage: Path) -> None:  # noqa: ANN001
+    from localdlt import monitoring
+
+    print("\nexpectations of the last update (passing / failing records):")
+    for events in sorted(Path(storage).glob("*/system/events")):
+        df = monitoring.run(spark, str(events), "data_quality").orderBy("dataset", "expectation")
+        for r in df.collect():
+            if r.failing_records or r.passing_records:
+                print(
+                    f"  {r.dataset:<28} {r.expectation:<28} {r.passing_records:>9,} {r.failing_records:>7,}"
+                )
+
+
+def _write_local_key() -> None:
+    import json
+    import os
+
+    from inventory_bronze import pii
+    from inventory_bronze.secrets import default_secrets_file
+
+    path = default_secrets_file()
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault(pii.DEFAULT_KEY_SECRET, pii.generate_key())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
