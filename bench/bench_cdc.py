@@ -83,7 +83,10 @@ def build(spark, root: Path, rows: int, changes: int, dv: bool) -> FlowContext: 
         "id", F.lit("changed").alias("name"), F.lit(1.5).alias("amount"), F.lit("U").alias("op")
     )
     dele = existing.where(F.col("i") > n_upd).select(
-        "id", F.lit(None).cast("string").alias("name"), F.lit(None).cast("double").alias("amount"), F.lit("D").alias("op")
+        "id",
+        F.lit(None).cast("string").alias("name"),
+        F.lit(None).cast("double").alias("amount"),
+        F.lit("D").alias("op"),
     )
     ins = spark.range(rows, rows + n_ins).select(
         "id", F.lit("new").alias("name"), F.lit(2.5).alias("amount"), F.lit("U").alias("op")

@@ -58,7 +58,9 @@ class CdcHarness:
 
     def append(self, rows: list[tuple], name: str = "src") -> None:
         path = self.source(name)
-        self.spark.createDataFrame(rows, self.schema).coalesce(1).write.format("delta").mode("append").save(path)
+        self.spark.createDataFrame(rows, self.schema).coalesce(1).write.format("delta").mode("append").save(
+            path
+        )
 
     def flow(self, name: str = "f", once: bool = False, **spec: Any) -> Flow:
         spec.setdefault("source", "src")
@@ -97,9 +99,11 @@ class CdcHarness:
             src = self.spark.read.format("delta").load(self.sources[flow.cdc.source])
             schema = cdc.cdc_target_schema(flow.cdc, src)
         else:
-            src = self.spark.read.format("delta").load(self.sources[flow.snapshot.source]) if isinstance(
-                flow.snapshot.source, str
-            ) else None
+            src = (
+                self.spark.read.format("delta").load(self.sources[flow.snapshot.source])
+                if isinstance(flow.snapshot.source, str)
+                else None
+            )
             schema = cdc.snapshot_target_schema(flow.snapshot, src)
             if schema is None:
                 return

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def scd1(batches: Iterable[list[dict[str, Any]]], values: list[str], ignore_null: Iterable[str] = ()) -> list[tuple]:
+def scd1(
+    batches: Iterable[list[dict[str, Any]]], values: list[str], ignore_null: Iterable[str] = ()
+) -> list[tuple]:
     ignore = set(ignore_null)
     seen: dict[Any, int] = {}  # key -> sequence the target reflects
     rows: dict[Any, dict[str, Any]] = {}

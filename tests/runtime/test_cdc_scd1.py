@@ -66,14 +66,19 @@ def test_ignore_null_updates_combines_within_a_batch_and_after_a_delete(spark, t
 
 def test_ignore_null_updates_column_lists(spark, tmp_path):
     h = _h(spark, tmp_path)
-    f = h.flow(keys=["id"], sequence_by="seq", except_column_list=["op"], ignore_null_updates_column_list=["name"])
+    f = h.flow(
+        keys=["id"], sequence_by="seq", except_column_list=["op"], ignore_null_updates_column_list=["name"]
+    )
     h.append([(1, "a", "x", "U", 1)])
     h.append([(1, None, None, "U", 2)])
     h.run(f)
     assert h.rows() == [(1, "a", None, 2)]
     h2 = _h(spark, tmp_path / "two")
     f2 = h2.flow(
-        keys=["id"], sequence_by="seq", except_column_list=["op"], ignore_null_updates_except_column_list=["name"]
+        keys=["id"],
+        sequence_by="seq",
+        except_column_list=["op"],
+        ignore_null_updates_except_column_list=["name"],
     )
     h2.append([(1, "a", "x", "U", 1)])
     h2.append([(1, None, None, "U", 2)])
@@ -148,8 +153,12 @@ def test_tombstones_are_purged_after_the_threshold(spark, tmp_path):
 
 def test_once_flow_and_two_flows_into_one_target(spark, tmp_path):
     h = _h(spark, tmp_path)
-    initial = h.flow(name="initial", source="snap", once=True, keys=["id"], sequence_by="seq", except_column_list=["op"])
-    feed = h.flow(name="feed", keys=["id"], sequence_by="seq", apply_as_deletes="op = 'D'", except_column_list=["op"])
+    initial = h.flow(
+        name="initial", source="snap", once=True, keys=["id"], sequence_by="seq", except_column_list=["op"]
+    )
+    feed = h.flow(
+        name="feed", keys=["id"], sequence_by="seq", apply_as_deletes="op = 'D'", except_column_list=["op"]
+    )
     h.append([(1, "a", "x", "U", 0), (2, "b", "y", "U", 0)], name="snap")
     h.append([(1, "a1", "x", "U", 1), (2, None, None, "D", 1)])
     h.run(initial)

@@ -32,7 +32,9 @@ def test_function_source_scd1_and_scd2(spark, tmp_path):
 
     calls.clear()
     h2 = CdcHarness(spark, tmp_path / "two", SCHEMA)
-    f2 = h2.snapshot_flow(source=source, keys=["id"], stored_as_scd_type=2, track_history_except_column_list=["city"])
+    f2 = h2.snapshot_flow(
+        source=source, keys=["id"], stored_as_scd_type=2, track_history_except_column_list=["city"]
+    )
     h2.run(f2)
     limit[0] = 3
     ctx = h2.run(f2)  # a later update continues from the latest version
@@ -52,9 +54,13 @@ def test_dataset_source_scd1(spark, tmp_path):
     h = CdcHarness(spark, tmp_path, SCHEMA)
     f = h.snapshot_flow(source="snap", keys=["id"])
     path = h.source("snap")
-    spark.createDataFrame([(1, "a", "x"), (2, "b", "y")], SCHEMA).write.format("delta").mode("overwrite").save(path)
+    spark.createDataFrame([(1, "a", "x"), (2, "b", "y")], SCHEMA).write.format("delta").mode(
+        "overwrite"
+    ).save(path)
     h.run(f)
-    spark.createDataFrame([(2, "b", "y2"), (3, "c", "z")], SCHEMA).write.format("delta").mode("overwrite").save(path)
+    spark.createDataFrame([(2, "b", "y2"), (3, "c", "z")], SCHEMA).write.format("delta").mode(
+        "overwrite"
+    ).save(path)
     ctx = h.run(f)
     assert h.rows() == [(2, "b", "y2"), (3, "c", "z")]
     assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (2, 1)
