@@ -57,6 +57,8 @@ def jar_dir() -> Path:
 
 def get_spark(app_name: str = "localdlt", conf: Mapping[str, str] | None = None) -> SparkSession:
     """The process's Spark session, started on first use with Delta Lake and local settings."""
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # on Databricks: its session, its settings
+        return SparkSession.builder.getOrCreate()
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in (conf or {}).items():

@@ -1,0 +1,33 @@
+"""The local runner reads its pipelines from the bundle's resource files: local and deployed runs cannot
+drift (same source files, same configuration)."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import yaml
+
+from inventory_bronze.local_run import pipeline_specs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_local_runner_takes_libraries_and_configuration_from_the_resource_files():
+    specs = {s.key: s for s in pipeline_specs("dev")}
+    for key, spec in specs.items():
+        resource = yaml.safe_load((REPO / "resources" / f"{key}.pipeline.yml").read_text())
+        declared = resource["resources"]["pipelines"][key]
+        # the same files as the bundle's library globs, nothing else
+        globs = [lib["glob"]["include"] for lib in declared["libraries"]]
+        matched = [Path(f) for g in globs for f in glob.glob(str(REPO / "resources" / g), recursive=True)]
+        expected = sorted(p.resolve() for p in matched if p.suffix == ".py" and "__pycache__" not in p.parts)
+        assert sorted(p.resolve() for p in spec.libraries) == expected
+        # the same configuration keys, resolved for the target; the source path is this checkout's src/
+        assert set(spec.configuration) == set(declared["configuration"])
+        assert spec.configuration["bundle.sourcePath"] == str(REPO / "src")
+        assert spec.continuous == bool(declared.get("continuous", False))
+    every_file = sorted(p.resolve() for p in (REPO / "pipelines").rglob("*.py"))
+    assert sorted(p.resolve() for s in specs.values() for p in s.libraries) == every_file
+    # the triggered pipeline runs first (its tables are the references of the others)
+    assert [s.continuous for s in pipeline_specs("dev")] == [False, True]
