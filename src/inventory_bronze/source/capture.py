@@ -56,10 +56,8 @@ import datetime as dt
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.types import StructType
 
@@ -91,6 +89,9 @@ from inventory_bronze.source.capture_types import (
     converter_for_field,
     spark_schema,
 )
+
+if TYPE_CHECKING:  # psycopg is imported where used: executors that only hand on rows never load it
+    import psycopg
 
 try:  # pyspark >= 4.2; Databricks runtimes without it still run the source (no AvailableNow limits)
     from pyspark.sql.streaming.datasource import ReadMaxRows, SupportsTriggerAvailableNow
@@ -293,6 +294,8 @@ class SnapshotPartition(InputPartition):
 
 
 def read_snapshot(partition: SnapshotPartition, schema: StructType) -> Iterator[tuple]:
+    from psycopg import sql
+
     schema_name, table = split_table(partition.table)
     builder = _RowBuilder(schema, partition.table)
     columns = [f.name for f in builder.data_fields]
@@ -354,6 +357,8 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     # -- connection with retries (a server restart must not lose the stream) --
 
     def _run(self, action: Any) -> Any:
+        import psycopg
+
         deadline = time.monotonic() + self.settings.reconnect_timeout_s
         while True:
             try:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from inventory_bronze.secrets import (
     SecretNames,
@@ -18,6 +16,9 @@ from inventory_bronze.secrets import (
     source_connection,
 )
 from inventory_bronze.source.errors import ConnectionFailed
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: `pgcdc` options that name secrets (values are secret *names*) and the chain's settings.
 OPT_URL_SECRET = "urlSecret"
@@ -84,6 +85,8 @@ def open_connection(
 ) -> psycopg.Connection:
     """A psycopg connection. Refused connections are retried for `retry_for_s` seconds (a restarting
     server); a wrong password is not retried. Errors name the secrets to check, never their values."""
+    import psycopg
+
     deadline = time.monotonic() + retry_for_s
     delay = 0.2
     while True:

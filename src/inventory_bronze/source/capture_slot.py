@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from inventory_bronze.source.capture_errors import (
     CaptureConfigError,
@@ -22,6 +19,9 @@ from inventory_bronze.source.capture_errors import (
     SlotMissingError,
 )
 from inventory_bronze.source.capture_pgoutput import lsn_int, lsn_text
+
+if TYPE_CHECKING:
+    import psycopg
 
 DEFAULT_PREFIX = "ib_cdc"
 #: The seed's real-time tables, captured from the log.
@@ -196,6 +196,8 @@ def _wal_level(conn: psycopg.Connection) -> str:
 
 def setup_capture(conn: psycopg.Connection, names: CaptureNames) -> SetupResult:
     """Create the table's publication and pgoutput slot (idempotent); check REPLICA IDENTITY first."""
+    from psycopg import sql
+
     if _wal_level(conn) != "logical":
         raise CaptureError(
             "The source server runs with wal_level other than 'logical': set wal_level = logical and "
@@ -239,6 +241,8 @@ def setup_capture(conn: psycopg.Connection, names: CaptureNames) -> SetupResult:
 
 def drop_capture(conn: psycopg.Connection, names: CaptureNames) -> tuple[bool, bool]:
     """Drop the slot (first: it pins WAL) and the publication. Returns what existed."""
+    from psycopg import sql
+
     state = slot_state(conn, names.slot)
     if state.exists:
         if state.active:
