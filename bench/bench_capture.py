@@ -6,7 +6,7 @@
 1. Throughput: a backlog of changes (inserts, updates, deletes in transactions of 50) is committed first,
    then one availableNow query drains it; changes/s = changes / time from query start to end (query
    start-up included, and also shown without the first batch's start-up).
-2. Lag: a workload commits `--rate` changes/s (transactions of 10) for `--duration` s while a running
+2. Lag: a workload commits `--rate` changes/s (transactions of `--txn-size`, default 20) for `--duration` s while a running
    query (default trigger) reads them; lag = time the batch reaches foreachBatch - the change's
    `_commit_ts` (server clock; same machine). Prints p50/p95/max.
 
@@ -39,6 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=1000, help="changes per second of the lag phase")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the lag phase")
     parser.add_argument("--backlog", type=int, default=200_000, help="changes of the throughput phase")
+    parser.add_argument("--txn-size", type=int, default=20, help="changes per transaction of the lag phase")
     parser.add_argument("--data-dir", help="server folder (default: the local server's, var/postgres)")
     return parser.parse_args()
 
@@ -169,8 +170,8 @@ def main() -> int:
 
     query = stream("lag", 100_000, LAG_TABLE).foreachBatch(measure).start()
     time.sleep(3)
-    steady = Workload(info.conninfo, 10, LAG_TABLE)
-    per_txn = 10 / args.rate
+    steady = Workload(info.conninfo, args.txn_size, LAG_TABLE)
+    per_txn = args.txn_size / args.rate
     produced = 0
     started = time.monotonic()
     next_at = started
