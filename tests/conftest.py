@@ -6,5 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 pytest_plugins = sorted(
-    f"tests.fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if p.stem != "__init__"
 )

@@ -108,7 +108,21 @@ def change_stream(spark: SparkSession, table: str) -> DataFrame:
 
     register(spark)
     declared = source_schema.table(table)
-    return spark.readStream.format("pgcdc").option("table", declared.qualified).load()
+    reader = spark.readStream.format("pgcdc").option("table", declared.qualified)
+    return reader.options(**_capture_connection_options()).load()
+
+
+def _capture_connection_options() -> dict[str, str]:
+    """How the data source's Python workers reach the source. They do not share this process's
+    environment (on Databricks, dbutils lives in the driver's notebook process only): give them the local
+    secrets file when one is set, else the connection resolved here."""
+    from inventory_bronze.secrets import on_databricks
+    from inventory_bronze.source.capture_connection import resolved_options
+
+    secrets_file = os.environ.get("INVENTORY_BRONZE_SECRETS_FILE")
+    if secrets_file and not on_databricks():
+        return {"secretsFile": secrets_file}
+    return resolved_options()
 
 
 # ---------------------------------------------------------------------------------------------- prepare

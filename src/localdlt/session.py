@@ -31,6 +31,9 @@ LOCAL_CONF: dict[str, str] = {
     "spark.databricks.delta.retentionDurationCheck.enabled": "false",
     "spark.sql.streaming.numRecentProgressUpdates": "1000",
     "spark.sql.session.timeZone": "UTC",
+    # Inferring constraints through many CASE WHEN / filter expressions (expectations, rule flags) can take
+    # the optimizer minutes to hours; the inferred filters buy nothing for these plans.
+    "spark.sql.constraintPropagation.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
     "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="

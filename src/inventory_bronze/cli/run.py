@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--continuous", action="store_true", help="run the CDC pipeline continuously")
     parser.add_argument("--max-seconds", type=float, metavar="N", help="with --continuous: stop after N s")
     parser.add_argument("--quiet", action="store_true", help="print only the summaries")
+    parser.add_argument(
+        "--no-reconcile", action="store_true", help="skip comparing bronze with the source afterwards"
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -50,4 +53,16 @@ def _run(args: argparse.Namespace) -> int:
     failed = [key for key, r in results.items() if not r.ok]
     for key in failed:
         print(f"error: pipeline {key}: {results[key].error}", file=sys.stderr)
-    return 1 if failed else 0
+    mismatched = False
+    if not args.no_reconcile and not failed and args.pipeline is None:
+        from inventory_bronze.reconcile import format_table, reconcile
+        from inventory_bronze.secrets import source_connection
+        from inventory_bronze.source.capture_connection import open_connection
+        from localdlt.session import get_spark
+
+        print("\nreconciliation (source vs bronze + quarantine):")
+        with open_connection(source_connection()) as conn:
+            rows = reconcile(get_spark(), args.storage, conn)
+        print(format_table(rows))
+        mismatched = not all(r.ok for r in rows)
+    return 1 if failed or mismatched else 0
