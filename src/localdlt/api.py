@@ -374,6 +374,28 @@ def _scd_type(value: Any, flow: str) -> int:
     return scd
 
 
+def _column_names(value: Any, what: str, flow: str) -> list[str] | None:
+    """Column lists of AUTO CDC flows: names, or plain `col("name")` Columns as Databricks allows."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise DefinitionError(f"{what} of flow '{flow}' must be a list of column names, got {value!r}.")
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            import re
+
+            m = re.fullmatch(r"Column<'`?([A-Za-z_][A-Za-z0-9_]*)`?'>", str(item))
+            if m is None:
+                raise DefinitionError(
+                    f"{what} of flow '{flow}' must name columns (strings or col('name')), got {item!r}."
+                )
+            item = m.group(1)
+        names.append(item)
+    return names
+
+
 def _one_of(a: Any, b: Any, names: str, flow: str) -> None:
     if a is not None and b is not None:
         raise DefinitionError(f"Flow '{flow}' sets both {names}; set at most one of them.")
@@ -402,9 +424,17 @@ def create_auto_cdc_flow(
     flow_name = name or target
     if not isinstance(source, str):
         raise DefinitionError(f"AUTO CDC flow '{flow_name}': source must be a dataset name, got {source!r}.")
-    keys = _str_list(keys, "keys", flow_name)
+    keys = _column_names(keys, "keys", flow_name) or []
     if not keys:
         raise DefinitionError(f"AUTO CDC flow '{flow_name}' needs at least one key column.")
+    column_list = _column_names(column_list, "column_list", flow_name)
+    except_column_list = _column_names(except_column_list, "except_column_list", flow_name)
+    track_history_column_list = _column_names(
+        track_history_column_list, "track_history_column_list", flow_name
+    )
+    track_history_except_column_list = _column_names(
+        track_history_except_column_list, "track_history_except_column_list", flow_name
+    )
     if sequence_by is None:
         raise DefinitionError(f"AUTO CDC flow '{flow_name}' needs sequence_by.")
     _one_of(column_list, except_column_list, "column_list and except_column_list", flow_name)
@@ -514,7 +544,7 @@ def create_auto_cdc_from_snapshot_flow(
             f"AUTO CDC FROM SNAPSHOT flow '{flow_name}': source must be a dataset name or a function "
             f"f(latest_version) -> (DataFrame, version) | None, got {source!r}."
         )
-    keys = _str_list(keys, "keys", flow_name)
+    keys = _column_names(keys, "keys", flow_name) or []
     if not keys:
         raise DefinitionError(f"AUTO CDC FROM SNAPSHOT flow '{flow_name}' needs at least one key column.")
     _one_of(
