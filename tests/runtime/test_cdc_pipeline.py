@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyspark.sql import functions as F
 
 from localdlt.runner import run_update
@@ -63,6 +64,7 @@ def test_pipeline_file_scd1_and_scd2_with_event_log_metrics(spark, tmp_path):
     assert final["num_upserted_rows"] >= 4 and final["num_deleted_rows"] == 1
 
 
+@pytest.mark.slow
 def test_killed_between_target_and_state_commit_then_rerun_applies_each_change_once(spark, tmp_path):
     source = str(tmp_path / "feed")
     _write_source(spark, source)
