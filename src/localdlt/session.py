@@ -34,6 +34,9 @@ LOCAL_CONF: dict[str, str] = {
     # Inferring constraints through many CASE WHEN / filter expressions (expectations, rule flags) can take
     # the optimizer minutes to hours; the inferred filters buy nothing for these plans.
     "spark.sql.constraintPropagation.enabled": "false",
+    # Python workers (UDFs, Python data sources) must connect back within this time; on a busy two-core
+    # machine the default 15 s is not always enough.
+    "spark.python.authenticate.socketTimeout": "180s",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
     "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="
