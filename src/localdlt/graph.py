@@ -166,6 +166,12 @@ class PipelineGraph:
                     f"dlt.create_streaming_table('{flow.target}'), not to a materialized view."
                 )
         for ds in self.datasets.values():
+            kinds = {f.kind for f in self.flows_into(ds.name)}
+            if "snapshot_cdc" in kinds and len(self.flows_into(ds.name)) > 1:
+                raise DefinitionError(
+                    f"Table '{ds.name}' is written by an AUTO CDC FROM SNAPSHOT flow and by other flows; a "
+                    f"snapshot target must have that one flow only."
+                )
             if not ds.is_view and not self.flows_into(ds.name):
                 raise DefinitionError(
                     f"Table '{ds.name}' ({_where(ds.source_file)}) has no flow writing to it: add an "

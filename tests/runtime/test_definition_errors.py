@@ -121,6 +121,21 @@ def _assert_nothing_written(pipeline):
             """,
             "Materialized view 'batch_into_stream' can have only one flow",
         ),
+        (
+            """
+            @dlt.view
+            def snap():
+                return spark.range(3)
+
+            dlt.create_streaming_table("mixed")
+            dlt.apply_changes_from_snapshot(target="mixed", source="snap", keys=["id"])
+
+            @dlt.append_flow(target="mixed")
+            def more():
+                return spark.readStream.format("rate").load().selectExpr("value AS id")
+            """,
+            "snapshot target must have that one flow only",
+        ),
     ],
     ids=[
         "duplicate",
@@ -135,6 +150,7 @@ def _assert_nothing_written(pipeline):
         "cluster-column",
         "no-flow",
         "two-flows-into-mv",
+        "snapshot-and-append-into-one-target",
     ],
 )
 def test_definition_errors_fail_the_update_before_writing(pipeline, code, message):
