@@ -41,15 +41,17 @@ def spark_pipelines(work: Path, landing: Path, env: dict[str, str]) -> tuple[flo
     project = work / "sdp"
     shutil.copytree(EXAMPLE / "spark_pipelines" / "transformations", project / "transformations")
     spec = (EXAMPLE / "spark_pipelines" / "pipeline.yml.template").read_text()
-    (project / "pipeline.yml").write_text(spec.format(storage=work / "sdp-storage", landing=landing))
+    (project / "pipeline.yml").write_text(spec.format(storage=(work / "sdp-storage").as_uri(), landing=landing))
     jars = ",".join(str(p) for p in sorted((REPO / ".cache" / "jars").glob("*.jar")))
     cmd = [
         str(VENV_BIN / "spark-pipelines"),
         "run",
         "--spec",
         str(project / "pipeline.yml"),
-        "--jars",
-        jars,
+        "--conf",
+        f"spark.jars={jars}",
+        "--conf",
+        f"spark.driver.extraClassPath={jars.replace(',', ':')}",
         "--conf",
         "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
         "--conf",
@@ -68,6 +70,7 @@ def main() -> int:
     parser.add_argument("--skip-spark-pipelines", action="store_true")
     args = parser.parse_args()
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     sys.path.insert(0, str(REPO / "src"))
     from localdlt.examples.landing import write_batch
@@ -100,6 +103,8 @@ def main() -> int:
             ("localdlt no-change update (new process)", warm, f"of which Spark/JVM start {jvm2:.1f}s")
         )
         rows.append(("localdlt no-change update, JVM excluded", warm - jvm2, ""))
+        for name, seconds, note in rows:
+            print(f"{name:<44} {seconds:8.1f}  {note}", flush=True)
         sdp = None
         if not args.skip_spark_pipelines:
             sdp, _ = spark_pipelines(work, landing, env)
