@@ -41,7 +41,9 @@ def spark_pipelines(work: Path, landing: Path, env: dict[str, str]) -> tuple[flo
     project = work / "sdp"
     shutil.copytree(EXAMPLE / "spark_pipelines" / "transformations", project / "transformations")
     spec = (EXAMPLE / "spark_pipelines" / "pipeline.yml.template").read_text()
-    (project / "pipeline.yml").write_text(spec.format(storage=(work / "sdp-storage").as_uri(), landing=landing))
+    (project / "pipeline.yml").write_text(
+        spec.format(storage=(work / "sdp-storage").as_uri(), landing=landing)
+    )
     jars = ",".join(str(p) for p in sorted((REPO / ".cache" / "jars").glob("*.jar")))
     cmd = [
         str(VENV_BIN / "spark-pipelines"),
