@@ -337,9 +337,13 @@ class Update:
         df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
         applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
         try:
-            (applied.df.write.format("delta").mode("overwrite").save(ctx.target_path))
+            applied.df.write.format("delta").mode("overwrite").save(ctx.target_path)
         except Exception as err:
             raise ctx.flow_error(err) from None
+        if ctx.target.cluster_by:  # an overwrite drops Delta's clustering metadata: set it again
+            cols = ", ".join(f"`{c.replace('`', '``')}`" for c in ctx.target.cluster_by)
+            path = ctx.target_path.replace("`", "``")
+            ctx.spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({cols})")
         ctx.metrics.merge(applied.metrics())
         ctx.metrics.batches += 1
 
