@@ -130,7 +130,3 @@ def violation_from(err: BaseException, flow: str) -> ExpectationViolation | None
         return None
     dataset, e = _fail_rules[int(match.group(1))]
     return ExpectationViolation(flow, dataset, e.name, e.constraint_sql, match.group(2).strip())
-
-
-def is_violation(err: BaseException) -> bool:
-    return _MARKER in str(err)

@@ -5,7 +5,6 @@ stream exactly once, and where to report figures. Flow kinds (append, AUTO CDC, 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -158,7 +157,3 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
         yield err
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
         seen += 1
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

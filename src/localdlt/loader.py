@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from localdlt import api, context
-from localdlt.errors import DefinitionError, PipelineError, PipelineLoadError
+from localdlt.errors import PipelineError, PipelineLoadError
 from localdlt.graph import PipelineGraph
 
 
@@ -91,5 +91,3 @@ def _load_file(graph: PipelineGraph, file: Path, index: int, spark: Any) -> None
         raise PipelineLoadError(
             f"Pipeline source {where} failed to import: {type(err).__name__}: {err}"
         ) from err
-    if not isinstance(graph, PipelineGraph):  # pragma: no cover - defensive
-        raise DefinitionError("internal: graph replaced while loading")

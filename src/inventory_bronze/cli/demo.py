@@ -75,7 +75,11 @@ def _demo(args: argparse.Namespace) -> int:
     except Exception as err:  # no key yet: make one for this machine (kept in the local secrets file)
         if not isinstance(err, SecretError | PiiProtectionError):
             raise
-        _write_local_key()
+        from argparse import Namespace
+
+        from inventory_bronze.cli.pii import _keygen
+
+        _keygen(Namespace(secret=None, write_local=True, force=False))  # the same path as `pii keygen`
         pii.reset_keys()
         print("PII key: generated and stored in the local secrets file")
 
@@ -146,20 +150,3 @@ def _print_quality(spark, storage: Path) -> None:  # noqa: ANN001
                 print(
                     f"  {r.dataset:<28} {r.expectation:<28} {r.passing_records:>9,} {r.failing_records:>7,}"
                 )
-
-
-def _write_local_key() -> None:
-    import json
-    import os
-
-    from inventory_bronze import pii
-    from inventory_bronze.secrets import default_secrets_file
-
-    path = default_secrets_file()
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.setdefault(pii.DEFAULT_KEY_SECRET, pii.generate_key())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
-    os.replace(path.with_suffix(".tmp"), path)
