@@ -134,9 +134,15 @@ def rule_failures(rules: list[cfg.Rule]) -> Column:
     return F.filter(F.array(*checks), lambda x: x.isNotNull())
 
 
+# On Databricks no update id reaches pipeline code: one id per pipeline process stands for the update (each
+# update evaluates the pipeline source in a process of its own); the audit maps it to the update.
+_PROCESS_BATCH_ID = str(uuid.uuid4())
+
+
 def update_id(spark: SparkSession) -> str:
-    """The id of the running update (the local runtime sets it); a fresh id per evaluation otherwise."""
-    return spark.conf.get(CONF_UPDATE_ID, None) or str(uuid.uuid4())
+    """The `batch_id` of the rows this update writes: the running update's id where the runtime gives it
+    (the local runtime does), else one id per pipeline process, the same for every flow of the update."""
+    return spark.conf.get(CONF_UPDATE_ID, None) or _PROCESS_BATCH_ID
 
 
 def prepare(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
