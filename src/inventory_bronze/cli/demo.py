@@ -49,7 +49,6 @@ def _demo(args: argparse.Namespace) -> int:
     from inventory_bronze import pii
     from inventory_bronze.errors import PiiProtectionError
     from inventory_bronze.local_run import run_pipelines
-    from inventory_bronze.reconcile import format_table, reconcile
     from inventory_bronze.secrets import SecretError, source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
@@ -88,6 +87,7 @@ def _demo(args: argparse.Namespace) -> int:
     results = run_pipelines(storage=args.storage, quiet=True)
     timings["initial update"] = time.monotonic() - t
     ok = all(r.ok for r in results.values())
+    ok = _reconcile(args.storage, "after the initial update") and ok
 
     t = _step(f"change workload: {args.changes} changes")
     run_changes(info, count=args.changes, seed=args.seed + 1)
@@ -123,20 +123,30 @@ def _demo(args: argparse.Namespace) -> int:
         timings["continuous"] = time.monotonic() - t
         ok = ok and all(r.ok for r in results.values())
 
+    ok = _reconcile(args.storage, "after the last update") and ok
     from localdlt.session import get_spark
 
-    spark = get_spark()
-    _step("reconciliation: source vs bronze (+ quarantine)")
-    with open_connection(source_connection()) as conn:
-        rows = reconcile(spark, args.storage, conn)
-    print(format_table(rows))
-    _print_quality(spark, args.storage)
+    _print_quality(get_spark(), args.storage)
     print("\nwhere things are:")
     print(f"  bronze tables: {args.storage}/<pipeline>/tables/bz_*")
     print(f"  event logs:    {args.storage}/<pipeline>/system/events")
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     print(f"total {time.monotonic() - started:.1f}s")
-    return 0 if ok and all(r.ok for r in rows) else 1
+    return 0 if ok else 1
+
+
+def _reconcile(storage: Path, when: str) -> bool:
+    """Source vs bronze (+ quarantine) per table, printed; True when every table matches."""
+    from inventory_bronze.reconcile import format_table, reconcile
+    from inventory_bronze.secrets import source_connection
+    from inventory_bronze.source.capture_connection import open_connection
+    from localdlt.session import get_spark
+
+    _step(f"reconciliation {when}: source vs bronze (+ quarantine)")
+    with open_connection(source_connection()) as conn:
+        rows = reconcile(get_spark(), storage, conn)
+    print(format_table(rows))
+    return all(r.ok for r in rows)
 
 
 def _print_quality(spark, storage: Path) -> None:  # noqa: ANN001
