@@ -85,10 +85,11 @@ class Names:
 def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> DataFrame:
     """The source table as it is now, through JDBC, with credentials from the secrets chain."""
     from inventory_bronze.secrets import source_connection
+    from inventory_bronze.source import retry
 
     conn = source_connection()
     declared = source_schema.table(table)
-    frame = (
+    reader = (
         spark.read.format("jdbc")
         .option("url", conn.jdbc_url)
         .option("dbtable", declared.qualified)
@@ -97,7 +98,11 @@ def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> Da
         .option("driver", "org.postgresql.Driver")
         .option("fetchsize", str(fetch_size))
         .option("preferTimestampNTZ", "true")
-        .load()
+    )
+    what = f"snapshot of {declared.qualified}"
+    credentials = f"from secrets '{conn.user_secret}'/'{conn.password_secret}'"
+    frame = retry.call(
+        reader.load, what=what, host=conn.describe(), secrets=[conn.password], credentials=credentials
     )
     return frame.select(*declared.column_names)
 

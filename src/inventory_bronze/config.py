@@ -93,10 +93,20 @@ class TableConfig(_Strict):
         return rules
 
 
+class Retry(_Strict):
+    """Source connections retried with exponential backoff (inventory_bronze.source.retry): by default
+    after 1 s, 2 s and 4 s, then a clear failure."""
+
+    retries: int = Field(default=3, ge=0, le=10)
+    first_delay_s: float = Field(default=1.0, ge=0, le=60)
+    factor: float = Field(default=2.0, ge=1, le=10)
+
+
 class Source(_Strict):
     system: Identifier
     database: Identifier
     schema_: Identifier = Field(alias="schema")
+    retry: Retry = Field(default_factory=Retry)
 
 
 class Bronze(_Strict):

@@ -7,9 +7,12 @@ sum of the keys) of source and bronze+quarantine make the comparison cheap to re
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from psycopg import sql
 
 from inventory_bronze import bronze
 from inventory_bronze.config import target_name
@@ -52,7 +55,8 @@ def reconcile(spark: Any, storage: Path, conn: Any, tables: list[str] | None = N
     out = []
     for table in tables or bronze.configuration(spark).table_names:
         key = declared(table).primary_key[0]
-        source = [r[0] for r in conn.execute(f'SELECT "{key}" FROM tests.{table}').fetchall()]
+        query = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(key), declared(table).ident())
+        source = [r[0] for r in conn.execute(query).fetchall()]
         bz = [r[0] for r in _delta(spark, paths[target_name(table)]).select(key).collect()]
         quarantine_path = paths.get(f"bz_{table}_quarantine")
         quarantined = (
@@ -86,4 +90,189 @@ def format_table(rows: list[Reconciliation]) -> str:
             f"{r.table:<16}{r.source_rows:>10,}{r.bronze_rows:>10,}{r.quarantined_only:>10,}"
             f"{r.missing:>9,}{r.extra:>7,}{r.duplicates:>5,}  {r.status}"
         )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- row for row
+@dataclass(frozen=True)
+class RowComparison:
+    """Bronze (current rows) against the source, every column, PII decrypted."""
+
+    table: str
+    source_rows: int
+    matched: int  # source rows whose bronze row has the same values
+    quarantined: int  # source rows held back: their latest quarantine row has the source's values
+    lost: int  # source rows neither in bronze nor (with these values) in quarantine
+    duplicated: int  # keys more than once among bronze's current rows
+    wrong: int  # keys in bronze with other values than the source (and not explained by quarantine)
+    extra: int  # bronze keys the source no longer has (a lost delete)
+    examples: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.wrong == 0 and self.extra == 0
+
+
+def _normal(value: Any, kind: str) -> Any:
+    """One comparable form of a value from psycopg or Spark (`kind`: the declared PostgreSQL type)."""
+    import json
+    import math
+    from decimal import Decimal
+
+    if value is None:
+        return None
+    if kind == "jsonb":
+        return json.dumps(json.loads(value) if isinstance(value, str) else value, sort_keys=True)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, Decimal):
+        return value.normalize() if value.is_finite() else str(value)
+    if isinstance(value, (int, float, bool, dt.date, dt.datetime)):
+        return value
+    return str(value)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _as_text(value: Any) -> Any:
+    """A PII plaintext as the pipeline encrypted it (Spark's cast to string)."""
+    return None if value is None else str(value)
+
+
+def _source_rows(conn: Any, table: str) -> tuple[list[str], list[tuple]]:
+    cur = conn.execute(sql.SQL("SELECT * FROM {}").format(declared(table).ident()))
+    return [d.name for d in cur.description], cur.fetchall()
+
+
+def _bronze_rows(spark: Any, df: Any, columns: list[str], key: str, order: str | None) -> dict[Any, list]:
+    """key -> rows (column values in `columns` order); with `order`, only the last row per key by it."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    selected = []
+    for c in columns:
+        dtype = df.schema[c].dataType
+        # instants as UTC, whatever the Python process's time zone
+        if isinstance(dtype, T.TimestampType):
+            selected.append(F.unix_micros(F.col(c)).alias(c))
+        else:
+            selected.append(F.col(c))
+    if order and order in df.columns:
+        from pyspark.sql.window import Window
+
+        last = Window.partitionBy(key).orderBy(F.col(order).desc())
+        df = df.withColumn("_rn", F.row_number().over(last)).where("_rn = 1")
+    out: dict[Any, list] = {}
+    for row in df.select(*selected).collect():
+        out.setdefault(row[key], []).append(list(row))
+    return out
+
+
+def compare_rows(
+    spark: Any,
+    storage: Path,
+    conn: Any,
+    tables: list[str] | None = None,
+    keys: dict[str, set[Any]] | None = None,
+) -> list[RowComparison]:
+    """Row for row: every source row must be in bronze with the same values in every column (PII
+    decrypted; SCD type 2 tables: the current rows), or held back in quarantine with those values; no key
+    twice; no bronze key the source no longer has. For test- and crash-suite scales (rows are collected).
+    `keys` ({table: keys}) limits the comparison of values to those source rows."""
+    from inventory_bronze import pii
+
+    paths = table_paths(storage)
+    names = tables or bronze.configuration(spark).table_names
+    pii_keys = pii.load_keys() if any(bronze.table_config(t).pii for t in names) else None
+    return [
+        _compare_table(spark, paths, conn, table, pii_keys, None if keys is None else keys.get(table, set()))
+        for table in names
+    ]
+
+
+def _compare_table(
+    spark: Any, paths: dict[str, Path], conn: Any, table: str, keys: Any, only: set[Any] | None
+) -> RowComparison:
+    from inventory_bronze import pii
+
+    decl = declared(table)
+    key = decl.primary_key[0]
+    source_columns, source = _source_rows(conn, table)
+    bz_df = _delta(spark, paths[target_name(table)])
+    columns = [c for c in source_columns if c in bz_df.columns]
+    picked = [source_columns.index(c) for c in columns]
+    kinds = {c.name: c.type for c in decl.columns}
+    pii_cols = set(bronze.table_config(table).pii)
+
+    def stored(row: list) -> tuple:
+        values = []
+        for c, v in zip(columns, row, strict=True):
+            if c in pii_cols and v is not None:
+                v = pii.decrypt_value(table, c, v, keys=keys)
+            if kinds.get(c) == "timestamptz" and isinstance(v, int):
+                v = _EPOCH + dt.timedelta(microseconds=v)
+            values.append(_normal(v, kinds.get(c, "")))
+        return tuple(values)
+
+    def expected(row: tuple) -> tuple:
+        values = []
+        for c, v in zip(columns, row, strict=True):
+            if c in pii_cols:
+                v = _as_text(v.isoformat() if isinstance(v, dt.date) else v)
+            values.append(_normal(v, kinds.get(c, "")))
+        return tuple(values)
+
+    bz = _bronze_rows(spark, bz_df, columns, key, None)
+    q_path = paths.get(f"bz_{table}_quarantine")
+    quarantine: dict[Any, list] = {}
+    if q_path:
+        q_df = spark.read.format("delta").load(str(q_path))
+        if all(c in q_df.columns for c in columns):
+            quarantine = _bronze_rows(spark, q_df, columns, key, "_seq")
+    key_index = columns.index(key)
+    matched = held = lost = wrong = 0
+    examples: list[str] = []
+    source_keys = set()
+    for full in source:
+        row = tuple(full[i] for i in picked)
+        k = row[key_index]
+        source_keys.add(k)
+        if only is not None and k not in only:
+            matched += 1
+            continue
+        want = expected(row)
+        got = [stored(r) for r in bz.get(k, [])]
+        if got and got[0] == want:
+            matched += 1
+        elif (q := [stored(r) for r in quarantine.get(k, [])]) and q[0] == want:
+            held += 1
+        elif got:
+            wrong += 1
+            diff = [c for c, a, b in zip(columns, got[0], want, strict=True) if a != b]
+            if len(examples) < 5:
+                examples.append(f"{table} {key}={k}: columns {diff} differ")
+        else:
+            lost += 1
+            if len(examples) < 5:
+                examples.append(f"{table} {key}={k}: lost")
+    duplicated = sum(len(v) - 1 for v in bz.values())
+    extra = len(set(bz) - source_keys)
+    return RowComparison(table, len(source), matched, held, lost, duplicated, wrong, extra, tuple(examples))
+
+
+def format_rows(rows: list[RowComparison]) -> str:
+    head = (
+        f"{'table':<16}{'source':>9}{'matched':>9}{'quarant.':>9}{'lost':>6}{'dup':>5}{'wrong':>7}"
+        f"{'extra':>7}  status"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r.table:<16}{r.source_rows:>9,}{r.matched:>9,}{r.quarantined:>9,}{r.lost:>6,}"
+            f"{r.duplicated:>5,}{r.wrong:>7,}{r.extra:>7,}  {'MATCH' if r.ok else 'MISMATCH'}"
+        )
+        lines.extend(f"    {e}" for e in r.examples)
     return "\n".join(lines)

@@ -67,6 +67,8 @@ def _mark_interrupted(storage: Storage, events: EventLog) -> None:
             level="ERROR",
             update_id=update_id,
         )
+        # committed before the marker is overwritten: a kill during this update's start must not lose it
+        events.flush()
 
 
 @contextmanager

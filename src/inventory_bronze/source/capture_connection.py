@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -83,13 +82,15 @@ def open_connection(
     retry_for_s: float = 0.0,
     **extra: Any,
 ) -> psycopg.Connection:
-    """A psycopg connection. Refused connections are retried for `retry_for_s` seconds (a restarting
-    server); a wrong password is not retried. Errors name the secrets to check, never their values."""
+    """A psycopg connection. Refused connections are retried with exponential backoff
+    (`inventory_bronze.source.retry`): 1 s, 2 s, 4 s by default, or doubling delays for `retry_for_s`
+    seconds (a restarting server); a wrong password is not retried. Errors name the secrets to check,
+    never their values."""
     import psycopg
 
-    deadline = time.monotonic() + retry_for_s
-    delay = 0.2
-    while True:
+    from inventory_bronze.source import retry
+
+    def attempt() -> psycopg.Connection:
         try:
             return psycopg.connect(
                 conn.conninfo(application_name="inventory-bronze-capture", **extra),
@@ -106,14 +107,19 @@ def open_connection(
                     f"secrets (or name others with options '{OPT_PASSWORD_SECRET}'/'{OPT_USER_SECRET}'). "
                     f"Server said: {last}"
                 ) from None
-            if time.monotonic() < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
             raise ConnectionFailed(
                 f"Cannot connect to PostgreSQL at {conn.describe()} (from secret '{conn.url_secret}'): "
                 f"{last}. Start the server (`inventory-bronze db start`) or fix the connection secrets."
             ) from None
+
+    backoff = retry.Backoff.within(retry_for_s) if retry_for_s > 0 else None
+    return retry.call(
+        attempt,
+        what=f"connection to the source (secret '{conn.url_secret}')",
+        host=conn.describe(),
+        backoff=backoff,
+        secrets=[conn.password],
+    )
 
 
 def resolved_options(names: SecretNames | None = None, chain: Any = None) -> dict[str, str]:

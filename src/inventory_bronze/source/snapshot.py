@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
+from inventory_bronze.source import retry
 from inventory_bronze.source.errors import SnapshotError
 from inventory_bronze.source.schema import Table, table
 from inventory_bronze.source.server import ServerInfo
@@ -148,7 +149,12 @@ def read_table(
                     "numPartitions": str(partitions),
                 }
             )
-    frame = spark.read.format("jdbc").options(**options).load()
+    frame = retry.call(
+        spark.read.format("jdbc").options(**options).load,
+        what=f"snapshot of {declared.qualified}",
+        host=f"{info.host}:{info.port}",
+        secrets=[info.password],
+    )
     missing = [c for c in declared.column_names if c not in frame.columns]
     if missing:
         raise SnapshotError(

@@ -1,0 +1,37 @@
+"""Shared by the reliability tests: one table's datasets run through the local runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from inventory_bronze import bronze
+
+
+def table_libraries(table: str) -> tuple[list[Path], dict[str, str]]:
+    """The pipeline files of one table's datasets, and its pipeline's configuration from the bundle."""
+    from inventory_bronze.local_run import pipeline_specs
+
+    pattern = bronze.table_config(table).pattern
+    spec = next(s for s in pipeline_specs() if s.key == pattern.pipeline)
+    folder = bronze.repo_root() / "pipelines" / pattern.pipeline
+    files = [
+        folder / f"bz_{table}{suffix}.py" for suffix in ("", "_source", "_changes", "_feed", "_quarantine")
+    ]
+    return [f for f in files if f.exists()], spec.configuration
+
+
+def table_update(spark: Any, table: str, storage: Path, **options: Any) -> Any:
+    """One update of one table's datasets on `storage` (UpdateOptions from `options`)."""
+    from localdlt import UpdateOptions, run_update
+    from localdlt.progress import ConsoleProgress
+
+    libraries, conf = table_libraries(table)
+    return run_update(
+        libraries,
+        storage,
+        conf=conf,
+        spark=spark,
+        options=UpdateOptions(**options),
+        progress=ConsoleProgress(quiet=True),
+    )
