@@ -142,8 +142,40 @@ def _as_text(value: Any) -> Any:
     return None if value is None else str(value)
 
 
+def _infinity_loaders(cur: Any) -> None:
+    """±infinity timestamps and dates as the change capture's sentinels (psycopg refuses them)."""
+    from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+
+    sentinels = {
+        "timestamp": (dt.datetime.max, dt.datetime.min),
+        "timestamptz": (
+            dt.datetime.max.replace(tzinfo=dt.timezone.utc),
+            dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+        ),
+        "date": (dt.date.max, dt.date.min),
+    }
+    for name, base in (
+        ("timestamp", TimestampLoader),
+        ("timestamptz", TimestamptzLoader),
+        ("date", DateLoader),
+    ):
+        high, low = sentinels[name]
+
+        def load(self: Any, data: Any, base: Any = base, high: Any = high, low: Any = low) -> Any:
+            text = bytes(data)
+            if text == b"infinity":
+                return high
+            if text == b"-infinity":
+                return low
+            return base.load(self, data)
+
+        cur.adapters.register_loader(name, type(f"Infinity{base.__name__}", (base,), {"load": load}))
+
+
 def _source_rows(conn: Any, table: str) -> tuple[list[str], list[tuple]]:
-    cur = conn.execute(sql.SQL("SELECT * FROM {}").format(declared(table).ident()))
+    cur = conn.cursor()
+    _infinity_loaders(cur)
+    cur.execute(sql.SQL("SELECT * FROM {}").format(declared(table).ident()))
     return [d.name for d in cur.description], cur.fetchall()
 
 

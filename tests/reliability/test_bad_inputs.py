@@ -170,18 +170,14 @@ ROW_CASES = [
         "NaN total (CDC: NULL)", "orders", {"Total_Amount": "'NaN'"}, "quarantine", _q("total_not_negative")
     ),
     RowCase(
-        "+Infinity total (CDC: NULL)",
+        "+infinity order date (CDC: 9999-12-31)",
         "orders",
-        {"Total_Amount": "'Infinity'"},
+        {"Order_Date": "'infinity'"},
         "quarantine",
-        _q("total_not_negative"),
+        _q("order_date_not_in_future"),
     ),
     RowCase(
-        "-Infinity total (CDC: NULL)",
-        "orders",
-        {"Total_Amount": "'-Infinity'"},
-        "quarantine",
-        _q("total_not_negative"),
+        "-infinity count time (CDC: 0001-01-01)", "inventory", {"Last_Counted_At": "'-infinity'"}, "bronze"
     ),
     RowCase(
         "total at numeric(12,2) limit",

@@ -46,4 +46,8 @@ def test_kill_9_three_times_loses_duplicates_and_corrupts_nothing(pg_server: Any
     assert figures["rows_extra"] == 0
     assert figures["failed_runs"] == 0, done.stdout[-3000:]
     assert figures["recorded_failed"] == len(figures["killed_updates"]), done.stdout[-3000:]
+    # the run with a wrong (canary) password failed naming the secret; no secret and no PII canary in any
+    # log, console output, event log or Delta file (parquet decoded)
+    assert figures["wrong_credentials_failed_clearly"], done.stdout[-3000:]
+    assert figures["leaks"] == [] and figures["files_scanned"] > 100
     assert "rows lost:         0" in done.stdout and done.returncode == 0
