@@ -137,6 +137,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _reconcile(storage: Path, when: str) -> bool:
     """Source vs bronze (+ quarantine) per table, printed; True when every table matches."""
+    from inventory_bronze.audit.store import audit_local
     from inventory_bronze.reconcile import format_table, reconcile
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
@@ -146,6 +147,7 @@ def _reconcile(storage: Path, when: str) -> bool:
     with open_connection(source_connection()) as conn:
         rows = reconcile(get_spark(), storage, conn)
     print(format_table(rows))
+    print(audit_local(get_spark(), storage, reconciliation=rows).summary())  # audit of the updates so far
     return all(r.ok for r in rows)
 
 

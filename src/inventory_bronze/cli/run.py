@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     for key in failed:
         print(f"error: pipeline {key}: {results[key].error}", file=sys.stderr)
     mismatched = False
+    rows = None
     if not args.no_reconcile and not failed and args.pipeline is None:
         from inventory_bronze.reconcile import format_table, reconcile
         from inventory_bronze.secrets import source_connection
@@ -65,4 +66,8 @@ def _run(args: argparse.Namespace) -> int:
             rows = reconcile(get_spark(), args.storage, conn)
         print(format_table(rows))
         mismatched = not all(r.ok for r in rows)
+    from inventory_bronze.audit.store import audit_local  # the audit of the updates just run
+    from localdlt.session import get_spark
+
+    print(audit_local(get_spark(), args.storage, reconciliation=rows).summary())
     return 1 if failed or mismatched else 0

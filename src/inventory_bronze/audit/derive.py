@@ -1,0 +1,305 @@
+"""The audit derived from a pipeline event log: pure functions from DataFrames to DataFrames.
+
+The same functions run on Databricks (over the published event log tables) and locally (over
+`<storage>/<pipeline>/system/events`); they read only the documented event log columns, with
+`get_json_object` on `details` (portable between Databricks and open-source Spark).
+
+- `updates(events)`: one row per *finished* update (terminal `update_progress` state); unfinished ones
+  are left for a later derivation.
+- `audit_log(events, targets, ...)`: one row per bronze table per finished update (`bz_audit_log`).
+- `audit_expectations(events, targets)`: one row per expectation per table per finished update.
+
+`targets` maps a bronze table name (`bz_<t>`) to its source table (`tests.<t>`); a pipeline's tables are
+the targets its `flow_definition` events name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+TERMINAL_UPDATE_STATES = ("COMPLETED", "FAILED", "CANCELED", "STOPPED")
+TERMINAL_FLOW_STATES = ("COMPLETED", "FAILED", "STOPPED", "SKIPPED", "EXCLUDED")
+SUCCESS_FLOW_STATES = ("COMPLETED", "STOPPED")
+
+AUDIT_KEYS = ["update_id", "target_table"]
+EXPECTATION_KEYS = ["update_id", "target_table", "expectation"]
+
+EXPECTATIONS_TYPE = (
+    "array<struct<name: string, dataset: string, passed_records: bigint, failed_records: bigint>>"
+)
+
+
+def _detail(path: str, cast: str | None = None) -> Column:
+    col = F.get_json_object(F.col("details"), path)
+    return col.cast(cast) if cast else col
+
+
+def _error_text() -> Column:
+    """The first exception's message, else the event message."""
+    return F.coalesce(F.col("error.exceptions")[0]["message"], F.col("message"))
+
+
+def updates(events: DataFrame) -> DataFrame:
+    """One row per finished update: update_id, pipeline_id, pipeline_name, started, ended, state,
+    update_error (FAILED only), update_duration_seconds."""
+    ev = events.select(
+        F.col("origin.update_id").alias("update_id"),
+        F.col("origin.pipeline_id").alias("pipeline_id"),
+        F.col("origin.pipeline_name").alias("pipeline_name"),
+        "timestamp",
+        "event_type",
+        _detail("$.update_progress.state").alias("state"),
+        _error_text().alias("error_text"),
+    ).where(F.col("update_id").isNotNull())
+    started = ev.groupBy("update_id").agg(
+        F.min("timestamp").alias("started"),
+        F.first("pipeline_id", ignorenulls=True).alias("pipeline_id"),
+        F.first("pipeline_name", ignorenulls=True).alias("pipeline_name"),
+    )
+    ended = (
+        ev.where((F.col("event_type") == "update_progress") & F.col("state").isin(*TERMINAL_UPDATE_STATES))
+        .groupBy("update_id")
+        .agg(
+            F.max("timestamp").alias("ended"),
+            F.max_by("state", "timestamp").alias("state"),
+            F.max_by("error_text", "timestamp").alias("error_text"),
+        )
+    )
+    return started.join(ended, "update_id").select(
+        "update_id",
+        "pipeline_id",
+        "pipeline_name",
+        "started",
+        "ended",
+        "state",
+        F.when(F.col("state") != "COMPLETED", F.col("error_text")).alias("update_error"),
+        ((F.unix_micros("ended") - F.unix_micros("started")) / 1e6).alias("update_duration_seconds"),
+    )
+
+
+def pipeline_tables(events: DataFrame, targets: Mapping[str, str]) -> DataFrame:
+    """(pipeline_id, target_table) of every bronze table a pipeline defines (its flow_definition events)."""
+    return (
+        events.where(F.col("event_type") == "flow_definition")
+        .select(
+            F.col("origin.pipeline_id").alias("pipeline_id"),
+            _detail("$.flow_definition.output_dataset").alias("target_table"),
+        )
+        .where(F.col("target_table").isin(*targets))
+        .distinct()
+    )
+
+
+def flow_figures(events: DataFrame) -> DataFrame:
+    """Per (update_id, dataset): the flows' figures summed over their flow_progress events (Databricks
+    reports per micro-batch, the local runtime once per flow), first start, last event, final status."""
+    fp = events.where(F.col("event_type") == "flow_progress").select(
+        F.col("origin.update_id").alias("update_id"),
+        F.col("origin.dataset_name").alias("dataset"),
+        "timestamp",
+        _detail("$.flow_progress.status").alias("status"),
+        _detail("$.flow_progress.metrics.num_output_rows", "bigint").alias("num_output_rows"),
+        _detail("$.flow_progress.metrics.num_upserted_rows", "bigint").alias("num_upserted_rows"),
+        _detail("$.flow_progress.metrics.num_deleted_rows", "bigint").alias("num_deleted_rows"),
+        _detail("$.flow_progress.data_quality.dropped_records", "bigint").alias("dropped_records"),
+        _error_text().alias("error_text"),
+    )
+    terminal = F.col("status").isin(*TERMINAL_FLOW_STATES)
+    return fp.groupBy("update_id", "dataset").agg(
+        F.coalesce(F.sum("num_output_rows"), F.lit(0)).alias("rows_written"),
+        F.coalesce(F.sum("num_upserted_rows"), F.lit(0)).alias("rows_upserted"),
+        F.coalesce(F.sum("num_deleted_rows"), F.lit(0)).alias("rows_deleted"),
+        F.coalesce(F.sum("dropped_records"), F.lit(0)).alias("rows_dropped"),
+        F.min("timestamp").alias("flow_started"),
+        F.max("timestamp").alias("flow_ended"),
+        F.max(F.col("status") == "FAILED").alias("flow_failed"),
+        F.max_by(F.when(terminal, F.col("status")), F.when(terminal, F.col("timestamp"))).alias(
+            "flow_status"
+        ),
+        F.max_by(
+            F.when(F.col("status") == "FAILED", F.col("error_text")),
+            F.when(F.col("status") == "FAILED", F.col("timestamp")),
+        ).alias("flow_error"),
+    )
+
+
+def expectation_figures(events: DataFrame, targets: Mapping[str, str]) -> DataFrame:
+    """Per (update_id, target_table, expectation): passed and failed records of the flows into the table
+    (the expectations sit on the feed view the table's flow reads; `dataset` names it)."""
+    exploded = (
+        events.where(F.col("event_type") == "flow_progress")
+        .select(
+            F.col("origin.update_id").alias("update_id"),
+            F.col("origin.dataset_name").alias("target_table"),
+            F.explode(
+                F.from_json(_detail("$.flow_progress.data_quality.expectations"), EXPECTATIONS_TYPE)
+            ).alias("e"),
+        )
+        .where(F.col("target_table").isin(*targets))
+    )
+    return exploded.groupBy("update_id", "target_table", F.col("e.name").alias("expectation")).agg(
+        F.first("e.dataset", ignorenulls=True).alias("dataset"),
+        F.sum(F.coalesce("e.passed_records", F.lit(0))).alias("passed_records"),
+        F.sum(F.coalesce("e.failed_records", F.lit(0))).alias("failed_records"),
+    )
+
+
+def _targets_frame(events: DataFrame, targets: Mapping[str, str]) -> DataFrame:
+    spark = events.sparkSession
+    return spark.createDataFrame(list(targets.items()), "target_table string, source_table string")
+
+
+def batch_ids(table_windows: DataFrame, bronze_rows: DataFrame | None) -> DataFrame:
+    """(update_id, target_table, batch_id): the batch_id the table's rows carry whose load_timestamp lies
+    in the update's time window (the update's own id when it is among them)."""
+    if bronze_rows is None:
+        return table_windows.select("update_id", "target_table", F.lit(None).cast("string").alias("batch_id"))
+    rows = bronze_rows.alias("b")
+    w = table_windows.alias("w")
+    joined = w.join(
+        rows,
+        (F.col("b.target_table") == F.col("w.target_table"))
+        & F.col("b.load_timestamp").between(F.col("w.started"), F.col("w.ended")),
+    )
+    return joined.groupBy(
+        F.col("w.update_id").alias("update_id"), F.col("w.target_table").alias("target_table")
+    ).agg(
+        F.coalesce(
+            F.max(F.when(F.col("b.batch_id") == F.col("w.update_id"), F.col("b.batch_id"))),
+            F.min("b.batch_id"),
+        ).alias("batch_id")
+    )
+
+
+def audit_log(
+    events: DataFrame,
+    targets: Mapping[str, str],
+    bronze_rows: DataFrame | None = None,
+    reconciliation: DataFrame | None = None,
+    only_updates: DataFrame | None = None,
+) -> DataFrame:
+    """`bz_audit_log`: one row per bronze table per finished update.
+
+    bronze_rows: (target_table, batch_id, load_timestamp) of the bronze tables, for `batch_id`;
+    reconciliation: (update_id, target_table, reconciled_at, status, source_rows, bronze_rows,
+    quarantined_only, missing, extra, duplicates), latest per key wins;
+    only_updates: (update_id) to restrict the derivation to (incremental runs).
+    """
+    finished = updates(events)
+    if only_updates is not None:
+        finished = finished.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
+    tables = pipeline_tables(events, targets).join(_targets_frame(events, targets), "target_table")
+    base = finished.join(tables, "pipeline_id")
+    figures = flow_figures(events)
+    main = figures.withColumnRenamed("dataset", "target_table")
+    quarantine = figures.select(
+        "update_id",
+        F.regexp_replace("dataset", "_quarantine$", "").alias("target_table"),
+        F.col("rows_written").alias("rows_quarantined"),
+    ).where(F.col("dataset").endswith("_quarantine"))
+    processed = (
+        expectation_figures(events, targets)
+        .groupBy("update_id", "target_table")
+        .agg(F.max(F.col("passed_records") + F.col("failed_records")).alias("rows_judged"))
+    )
+    windows = base.select("update_id", "target_table", "started", "ended")
+    batches = batch_ids(windows, bronze_rows)
+    df = (
+        base.join(main, AUDIT_KEYS, "left")
+        .join(quarantine, AUDIT_KEYS, "left")
+        .join(processed, AUDIT_KEYS, "left")
+        .join(batches, AUDIT_KEYS, "left")
+    )
+    if reconciliation is not None:
+        latest = reconciliation.groupBy(*AUDIT_KEYS).agg(
+            F.max_by(
+                F.struct(
+                    F.col("status").alias("reconciliation_status"),
+                    F.col("source_rows").alias("reconciled_source_rows"),
+                    F.col("bronze_rows").alias("reconciled_bronze_rows"),
+                    F.col("quarantined_only").alias("reconciled_quarantined_only"),
+                    F.col("missing").alias("reconciled_missing"),
+                    F.col("extra").alias("reconciled_extra"),
+                    F.col("duplicates").alias("reconciled_duplicates"),
+                    F.col("reconciled_at"),
+                ),
+                "reconciled_at",
+            ).alias("r")
+        )
+        df = df.join(latest, AUDIT_KEYS, "left").select("*", "r.*").drop("r")
+    else:
+        df = df.select(
+            "*",
+            F.lit(None).cast("string").alias("reconciliation_status"),
+            *[
+                F.lit(None).cast("bigint").alias(f"reconciled_{c}")
+                for c in ("source_rows", "bronze_rows", "quarantined_only", "missing", "extra", "duplicates")
+            ],
+            F.lit(None).cast("timestamp").alias("reconciled_at"),
+        )
+    ok_flow = F.col("flow_status").isin(*SUCCESS_FLOW_STATES)
+    failed = F.coalesce(F.col("flow_failed"), F.lit(False)) | (
+        ~F.coalesce(ok_flow, F.lit(False)) & (F.col("state") != "COMPLETED")
+    )
+    rows_written = F.coalesce(F.col("rows_written"), F.lit(0))
+    return df.select(
+        F.md5(F.concat_ws("/", "update_id", "target_table")).alias("audit_id"),
+        "source_table",
+        "target_table",
+        F.coalesce(F.col("batch_id"), F.col("update_id")).alias("batch_id"),
+        F.coalesce(F.col("flow_ended"), F.col("ended")).alias("ingestion_timestamp"),
+        F.coalesce(F.col("rows_judged"), rows_written).alias("records_processed"),
+        F.when(failed, "FAILED").otherwise("SUCCESS").alias("status"),
+        F.when(failed, F.coalesce(F.col("flow_error"), F.col("update_error"))).alias("error_message"),
+        F.col("pipeline_name").alias("processed_by"),
+        "update_id",
+        "pipeline_id",
+        "pipeline_name",
+        F.col("state").alias("update_state"),
+        F.col("started").alias("update_started"),
+        F.col("ended").alias("update_ended"),
+        "update_duration_seconds",
+        F.coalesce(F.col("flow_status"), F.lit("NOT_RUN")).alias("flow_status"),
+        ((F.unix_micros("flow_ended") - F.unix_micros("flow_started")) / 1e6).alias("duration_seconds"),
+        rows_written.alias("rows_written"),
+        F.coalesce(F.col("rows_upserted"), F.lit(0)).alias("rows_upserted"),
+        F.coalesce(F.col("rows_deleted"), F.lit(0)).alias("rows_deleted"),
+        F.coalesce(F.col("rows_dropped"), F.lit(0)).alias("rows_dropped"),
+        F.coalesce(F.col("rows_quarantined"), F.lit(0)).alias("rows_quarantined"),
+        "reconciliation_status",
+        "reconciled_source_rows",
+        "reconciled_bronze_rows",
+        "reconciled_quarantined_only",
+        "reconciled_missing",
+        "reconciled_extra",
+        "reconciled_duplicates",
+        "reconciled_at",
+    )
+
+
+def audit_expectations(
+    events: DataFrame, targets: Mapping[str, str], only_updates: DataFrame | None = None
+) -> DataFrame:
+    """`bz_audit_expectations`: one row per expectation per bronze table per finished update."""
+    finished = updates(events)
+    if only_updates is not None:
+        finished = finished.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
+    figures = expectation_figures(events, targets).join(_targets_frame(events, targets), "target_table")
+    total = F.col("passed_records") + F.col("failed_records")
+    return figures.join(finished, "update_id").select(
+        F.md5(F.concat_ws("/", "update_id", "target_table", "expectation")).alias("audit_id"),
+        "update_id",
+        "pipeline_name",
+        "source_table",
+        "target_table",
+        "expectation",
+        "dataset",
+        "passed_records",
+        "failed_records",
+        F.when(total > 0, F.col("passed_records") / total).cast("double").alias("pass_rate"),
+        F.col("ended").alias("ingestion_timestamp"),
+        F.col("state").alias("update_state"),
+    )

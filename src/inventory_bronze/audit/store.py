@@ -1,0 +1,273 @@
+"""Where the audit tables live and how a derivation lands there: incremental and idempotent MERGEs.
+
+Locally the audit tables are Delta folders `<storage>/audit/<table>` next to the pipelines' folders
+(`<storage>/<pipeline>/tables`, `<storage>/<pipeline>/system/events`); on Databricks they are
+`<catalog>.<schema>.<table>`, next to the bronze tables and the published event logs.
+
+Tables: `bz_audit_log` (one row per bronze table per update, MERGE on (update_id, target_table)),
+`bz_audit_expectations` (one row per expectation per table per update, MERGE on (update_id, target_table,
+expectation)) and `bz_reconciliation` (appended by `run`/`demo` after they reconcile: source vs bronze per
+table, tagged with the update of the table's pipeline it checked).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from inventory_bronze.audit import derive
+from inventory_bronze.errors import ConfigError
+
+AUDIT_LOG = "bz_audit_log"
+AUDIT_EXPECTATIONS = "bz_audit_expectations"
+RECONCILIATION = "bz_reconciliation"
+AUDIT_TABLES = (AUDIT_LOG, AUDIT_EXPECTATIONS, RECONCILIATION)
+LOCAL_FOLDER = "audit"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def default_targets(spark: SparkSession | None = None) -> dict[str, str]:
+    """bz_<t> -> <source schema>.<t> for the ten tables of conf/tables.yml."""
+    from inventory_bronze import bronze
+    from inventory_bronze.config import target_name
+
+    conf = bronze.configuration(spark)
+    return {target_name(t): f"{conf.source.schema_}.{t}" for t in conf.table_names}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Local Delta folders under `root`, or tables of `catalog`.`schema` (Databricks)."""
+
+    root: Path | None = None
+    catalog: str | None = None
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.root is None:
+            for part, what in ((self.catalog, "catalog"), (self.schema, "schema")):
+                if not part or not _IDENT.match(part):
+                    raise ConfigError(f"--{what} {part!r} is not a plain identifier.")
+
+    @classmethod
+    def local(cls, storage: Path) -> Location:
+        return cls(root=Path(storage) / LOCAL_FOLDER)
+
+    def ref(self, table: str) -> str:
+        return (
+            str(self.root / table) if self.root is not None else f"`{self.catalog}`.`{self.schema}`.`{table}`"
+        )
+
+    def exists(self, spark: SparkSession, table: str) -> bool:
+        if self.root is not None:
+            return (self.root / table / "_delta_log").is_dir()
+        return bool(spark.catalog.tableExists(f"{self.catalog}.{self.schema}.{table}"))
+
+    def read(self, spark: SparkSession, table: str) -> DataFrame | None:
+        if not self.exists(spark, table):
+            return None
+        if self.root is not None:
+            return spark.read.format("delta").load(self.ref(table))
+        return spark.read.table(self.ref(table))
+
+    def append(self, df: DataFrame, table: str) -> None:
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        writer.save(self.ref(table)) if self.root is not None else writer.saveAsTable(self.ref(table))
+
+    def merge(self, spark: SparkSession, df: DataFrame, table: str, keys: Sequence[str]) -> None:
+        """Upsert `df` on `keys`: a key already there is updated in place, never added twice."""
+        from delta.tables import DeltaTable
+
+        if not self.exists(spark, table):
+            self.append(df.limit(0), table)
+        target = (
+            DeltaTable.forPath(spark, self.ref(table))
+            if self.root is not None
+            else DeltaTable.forName(spark, self.ref(table))
+        )
+        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        target.alias("t").merge(
+            df.alias("s"), condition
+        ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    updates: list[str]  # the updates derived by this run (new, or with a new reconciliation)
+    audit_rows: int
+    expectation_rows: int
+    location: Location
+
+    def summary(self) -> str:
+        if not self.updates:
+            return f"audit: nothing new ({self.location.ref(AUDIT_LOG)})"
+        return (
+            f"audit: {len(self.updates)} update(s) derived, {self.audit_rows} table row(s), "
+            f"{self.expectation_rows} expectation row(s) -> {self.location.ref(AUDIT_LOG)}"
+        )
+
+
+def _union(frames: list[DataFrame]) -> DataFrame | None:
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames) if frames else None
+
+
+def pending_updates(
+    finished: DataFrame, existing: DataFrame | None, reconciliation: DataFrame | None
+) -> list[str]:
+    """Finished updates not in the audit yet, plus those whose reconciliation arrived after they were."""
+    ids = finished.select("update_id")
+    if existing is None:
+        return sorted(r.update_id for r in ids.collect())
+    new = ids.join(existing.select("update_id"), "update_id", "left_anti")
+    if reconciliation is not None:
+        waiting = (
+            existing.where(F.col("reconciliation_status").isNull())
+            .join(reconciliation.select(*derive.AUDIT_KEYS), list(derive.AUDIT_KEYS))
+            .select("update_id")
+        )
+        new = new.unionByName(waiting)
+    return sorted({r.update_id for r in new.collect()})
+
+
+def derive_into(
+    spark: SparkSession,
+    events: DataFrame,
+    location: Location,
+    targets: Mapping[str, str],
+    bronze_tables: Mapping[str, DataFrame],
+) -> AuditResult:
+    """Derive the finished updates of `events` that the audit lacks and MERGE them in (idempotent)."""
+    reconciliation = location.read(spark, RECONCILIATION)
+    finished = derive.updates(events)
+    pending = pending_updates(finished, location.read(spark, AUDIT_LOG), reconciliation)
+    if not pending:
+        return AuditResult([], 0, 0, location)
+    only = spark.createDataFrame([(u,) for u in pending], "update_id string")
+    since = finished.join(only, "update_id").agg(F.min("started")).first()[0]
+    bronze_rows = _union(
+        [
+            df.where(F.col("load_timestamp") >= F.lit(since)).select(
+                F.lit(name).alias("target_table"), F.col("batch_id").cast("string"), "load_timestamp"
+            )
+            for name, df in bronze_tables.items()
+            if {"batch_id", "load_timestamp"} <= set(df.columns)
+        ]
+    )
+    audit = derive.audit_log(events, targets, bronze_rows, reconciliation, only).cache()
+    expectations = derive.audit_expectations(events, targets, only).cache()
+    try:
+        location.merge(spark, audit, AUDIT_LOG, derive.AUDIT_KEYS)
+        location.merge(spark, expectations, AUDIT_EXPECTATIONS, derive.EXPECTATION_KEYS)
+        return AuditResult(pending, audit.count(), expectations.count(), location)
+    finally:
+        audit.unpersist()
+        expectations.unpersist()
+
+
+# ------------------------------------------------------------------------------------------- local
+def event_log_paths(storage: Path) -> dict[str, Path]:
+    """Pipeline key -> its event log (Delta) under the local storage."""
+    return {
+        p.parent.parent.name: p
+        for p in sorted(Path(storage).glob("*/system/events"))
+        if (p / "_delta_log").is_dir()
+    }
+
+
+def local_events(spark: SparkSession, storage: Path) -> DataFrame | None:
+    return _union([spark.read.format("delta").load(str(p)) for p in event_log_paths(storage).values()])
+
+
+def local_bronze_tables(
+    spark: SparkSession, storage: Path, targets: Mapping[str, str]
+) -> dict[str, DataFrame]:
+    from inventory_bronze.reconcile import table_paths
+
+    paths = table_paths(storage)
+    return {t: spark.read.format("delta").load(str(paths[t])) for t in targets if t in paths}
+
+
+def record_reconciliation(spark: SparkSession, storage: Path, rows: Sequence[Any]) -> int:
+    """Append `reconcile.reconcile`'s result to `<storage>/audit/bz_reconciliation`, each table tagged with
+    the latest finished update of the pipeline holding it."""
+    from inventory_bronze.config import target_name
+    from inventory_bronze.reconcile import table_paths
+
+    paths = table_paths(storage)
+    targets = default_targets(spark)
+    latest: dict[str, tuple[str, str]] = {}
+    for key, events in event_log_paths(storage).items():
+        last = (
+            derive.updates(spark.read.format("delta").load(str(events)))
+            .orderBy(F.col("ended").desc())
+            .select("update_id", "pipeline_name")
+            .first()
+        )
+        if last is not None:
+            latest[key] = (last.update_id, last.pipeline_name)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    records = []
+    for r in rows:
+        target = target_name(r.table)
+        key = paths[target].parent.parent.name if target in paths else None
+        if key not in latest:
+            continue
+        update_id, pipeline_name = latest[key]
+        records.append(
+            (update_id, target, targets.get(target, r.table), pipeline_name, now, r.status, r.source_rows, r.bronze_rows,
+             r.quarantined_only, r.missing, r.extra, r.duplicates, r.source_checksum, r.bronze_checksum)
+        )  # fmt: skip
+    if records:
+        schema = (
+            "update_id string, target_table string, source_table string, pipeline_name string, "
+            "reconciled_at timestamp, status string, source_rows bigint, bronze_rows bigint, "
+            "quarantined_only bigint, missing bigint, extra bigint, duplicates bigint, "
+            "source_checksum decimal(38,0), bronze_checksum decimal(38,0)"
+        )
+        Location.local(storage).append(spark.createDataFrame(records, schema), RECONCILIATION)
+    return len(records)
+
+
+def audit_local(
+    spark: SparkSession,
+    storage: Path,
+    reconciliation: Sequence[Any] | None = None,
+    targets: Mapping[str, str] | None = None,
+) -> AuditResult:
+    """The local derivation over every pipeline under `storage` (what `audit`, `run` and `demo` call);
+    `reconciliation` (rows of `reconcile.reconcile`) is recorded first so the audit carries it."""
+    targets = dict(targets or default_targets(spark))
+    location = Location.local(storage)
+    if reconciliation:
+        record_reconciliation(spark, storage, reconciliation)
+    events = local_events(spark, storage)
+    if events is None:
+        return AuditResult([], 0, 0, location)
+    return derive_into(spark, events, location, targets, local_bronze_tables(spark, storage, targets))
+
+
+def audit_catalog(
+    spark: SparkSession,
+    catalog: str,
+    schema: str,
+    event_logs: Sequence[str],
+    targets: Mapping[str, str] | None = None,
+) -> AuditResult:
+    """The derivation on Databricks: the published event log tables and the bronze tables by name."""
+    targets = dict(targets or default_targets(spark))
+    location = Location(catalog=catalog, schema=schema)
+    for name in event_logs:
+        if not _IDENT.match(name):
+            raise ConfigError(f"--event-log {name!r} is not a plain identifier.")
+    events = _union([spark.read.table(location.ref(name)) for name in event_logs])
+    bronze = {t: spark.read.table(location.ref(t)) for t in targets if location.exists(spark, t)}
+    return derive_into(spark, events, location, targets, bronze)

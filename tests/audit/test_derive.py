@@ -1,0 +1,124 @@
+"""The audit derivation on a tiny pipeline run through the local runtime: figures equal what the tables
+hold, a failed update is FAILED with its error, unfinished updates wait, rerunning adds nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inventory_bronze.audit import derive
+from inventory_bronze.audit.store import (
+    AUDIT_EXPECTATIONS,
+    AUDIT_LOG,
+    Location,
+    audit_local,
+    event_log_paths,
+    local_events,
+)
+from tests.audit.conftest import KEY, TARGETS
+
+
+def _audit(spark: Any, storage: Path, table: str = AUDIT_LOG) -> Any:
+    return Location.local(storage).read(spark, table)
+
+
+def test_one_row_per_table_per_finished_update(spark: Any, tiny: dict[str, Any]) -> None:
+    rows = _audit(spark, tiny["storage"]).collect()
+    ids = [u.update_id for u in tiny["updates"]]
+    assert sorted(r.update_id for r in rows) == sorted(ids)
+    assert {r.target_table for r in rows} == {"bz_items"} and {r.source_table for r in rows} == {"test.items"}
+    assert sorted(tiny["result"].updates) == sorted(ids)
+
+
+def test_figures_equal_table_contents(spark: Any, tiny: dict[str, Any]) -> None:
+    storage = tiny["storage"]
+    last_ok = tiny["updates"][1]
+    row = _audit(spark, storage).where(f"update_id = '{last_ok.update_id}'").first()
+    tables = storage / KEY / "tables"
+    bronze = spark.read.format("delta").load(str(tables / "bz_items"))
+    quarantine = spark.read.format("delta").load(str(tables / "bz_items_quarantine"))
+    assert row.status == "SUCCESS" and row.error_message is None
+    assert row.rows_written == bronze.count()
+    assert row.rows_quarantined == quarantine.count()
+    assert row.rows_dropped == quarantine.count()  # the drop rule is the quarantine's rule
+    assert row.records_processed == bronze.count() + quarantine.count()
+    assert row.batch_id == last_ok.update_id
+    assert {r.batch_id for r in bronze.select("batch_id").distinct().collect()} == {row.batch_id}
+    assert row.duration_seconds >= 0 and row.update_duration_seconds >= row.duration_seconds
+    assert row.processed_by == "audit_test" and row.flow_status == "COMPLETED"
+
+    expectations = {
+        r.expectation: r
+        for r in _audit(spark, storage, AUDIT_EXPECTATIONS)
+        .where(f"update_id = '{last_ok.update_id}'")
+        .collect()
+    }
+    assert set(expectations) == {"id_small", "id_even_or_one", "id_below_limit"}
+    ids = [r.id for r in spark.read.format("delta").load(str(tables / "bz_items")).collect()]
+    ids += [r.id for r in quarantine.collect()]
+    assert expectations["id_small"].failed_records == sum(i >= 8 for i in ids)
+    assert expectations["id_even_or_one"].failed_records == quarantine.count()
+    e = expectations["id_small"]
+    assert e.pass_rate == pytest.approx(e.passed_records / (e.passed_records + e.failed_records))
+
+
+def test_failed_update_is_failed_with_its_error(spark: Any, tiny: dict[str, Any]) -> None:
+    failed = tiny["updates"][2]
+    row = _audit(spark, tiny["storage"]).where(f"update_id = '{failed.update_id}'").first()
+    assert row.status == "FAILED" and row.update_state == "FAILED" and row.flow_status == "FAILED"
+    assert "id_below_limit" in row.error_message
+    assert row.rows_written == 0
+
+
+def test_every_bronze_row_joins_one_audit_row(spark: Any, tiny: dict[str, Any]) -> None:
+    storage = tiny["storage"]
+    bronze = spark.read.format("delta").load(str(storage / KEY / "tables" / "bz_items"))
+    audit = _audit(spark, storage).where("target_table = 'bz_items'")
+    matches = bronze.join(audit.select("batch_id", "audit_id"), "batch_id", "left").groupBy("id").count()
+    assert bronze.count() > 0
+    assert {r["count"] for r in matches.collect()} == {1}
+    assert bronze.join(audit, "batch_id", "left_anti").count() == 0
+
+
+def test_rerun_adds_nothing(spark: Any, tiny: dict[str, Any]) -> None:
+    storage = tiny["storage"]
+    before = {t: _audit(spark, storage, t).count() for t in (AUDIT_LOG, AUDIT_EXPECTATIONS)}
+    again = audit_local(spark, storage, targets=TARGETS)
+    assert again.updates == [] and again.audit_rows == 0
+    assert before == {t: _audit(spark, storage, t).count() for t in (AUDIT_LOG, AUDIT_EXPECTATIONS)}
+
+
+def test_unfinished_update_waits_then_is_derived_once(
+    spark: Any, tiny: dict[str, Any], tmp_path: Path
+) -> None:
+    """An update with no terminal state (still running, as the event log shows it) is not derived; once
+    its terminal event is there it is, exactly once, even when the derivation is asked twice."""
+    storage = tmp_path / "storage"
+    shutil.copytree(tiny["storage"] / KEY, storage / KEY)
+    events_path = event_log_paths(storage)[KEY]
+    events = spark.read.format("delta").load(str(events_path))
+    last = tiny["updates"][1].update_id
+    terminal = (
+        "event_type = 'update_progress' AND get_json_object(details, '$.update_progress.state') = 'COMPLETED'"
+    )
+    cut = f"origin.update_id = '{last}' AND {terminal}"
+    held_back = events.where(cut).collect()
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, str(events_path)).delete(cut)
+
+    first = audit_local(spark, storage, targets=TARGETS)
+    assert last not in first.updates and len(first.updates) == 2
+    assert derive.updates(local_events(spark, storage)).where(f"update_id = '{last}'").count() == 0
+
+    spark.createDataFrame(held_back, events.schema).write.format("delta").mode("append").save(
+        str(events_path)
+    )
+    second = audit_local(spark, storage, targets=TARGETS)
+    assert second.updates == [last]
+    audit_local(spark, storage, targets=TARGETS)
+    assert _audit(spark, storage).groupBy("update_id", "target_table").count().where("count > 1").count() == 0
+    assert _audit(spark, storage).count() == 3
