@@ -223,8 +223,7 @@ def test_hourly_job_updates_then_audits_then_maintains() -> None:
     for key in ("audit", "maintain"):
         wheel = tasks[key]["python_wheel_task"]
         assert (wheel["package_name"], wheel["entry_point"]) == ("inventory_bronze", "inventory-bronze")
-        assert wheel["parameters"][:3] == [key, "--target", "databricks"]
-        assert wheel["parameters"][3:7] == ["--catalog", "workspace", "--schema", "inventory_bronze"]
+        assert wheel["parameters"][:5] == [key, "--catalog", "workspace", "--schema", "inventory_bronze"]
     for task in tasks.values():
         assert task["max_retries"] == 3 and task["min_retry_interval_millis"] >= 60_000
         assert task["retry_on_timeout"] is True
@@ -239,6 +238,25 @@ def test_audit_reads_the_event_logs_the_pipelines_publish() -> None:
             if params[:1] == ["audit"]:
                 named = {params[i + 1] for i, p in enumerate(params) if p == "--event-log"}
                 assert named and named <= event_logs
+
+
+def test_wheel_task_parameters_are_commands_the_cli_accepts() -> None:
+    from inventory_bronze.cli import build_parser
+
+    bundle = load_bundle(ROOT, "prod", user=USER)
+    parsed = 0
+    for job in bundle.resources["jobs"].values():
+        for task in job["tasks"]:
+            params = task.get("python_wheel_task", {}).get("parameters")
+            if params is None:
+                continue
+            try:
+                args = build_parser().parse_args(params)
+            except SystemExit:
+                pytest.fail(f"task {task['task_key']}: `inventory-bronze {' '.join(params)}` is refused")
+            assert args.command == params[0] and callable(args.handler)
+            parsed += 1
+    assert parsed >= 2
 
 
 def test_daily_job_fully_refreshes_customers_only() -> None:
