@@ -93,7 +93,7 @@ ROW_CASES = [
     RowCase(
         "whitespace product name",
         "products",
-        {"Product_Name": "E' \\t '"},
+        {"Product_Name": "'   '"},
         "quarantine",
         _q("product_name_present"),
     ),

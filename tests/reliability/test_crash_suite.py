@@ -44,7 +44,7 @@ def test_kill_9_three_times_loses_duplicates_and_corrupts_nothing(pg_server: Any
         -3000:
     ]
     assert figures["rows_extra"] == 0
-    assert figures["failed_runs"] == 0, done.stdout[-3000:]
+    assert not figures["unrecovered"], done.stdout[-3000:]  # a failed run (a loaded machine) is run again
     assert figures["recorded_failed"] == len(figures["killed_updates"]), done.stdout[-3000:]
     # the run with a wrong (canary) password failed naming the secret; no secret and no PII canary in any
     # log, console output, event log or Delta file (parquet decoded)
