@@ -164,12 +164,14 @@ class Suite:
         """How long the updates of a run take (from the first update marker to the end), on average."""
         return sum(self.durations) / len(self.durations) if self.durations else 60.0
 
-    def _wait(self, proc: subprocess.Popen, until: float | None) -> float | None:
+    def _wait(
+        self, proc: subprocess.Popen, until: float | None, stale: set[str] = frozenset()
+    ) -> float | None:
         """Poll until the process ends (None) or `until` (a monotonic time, or None for the first update
-        marker); returns when the first update started (a monotonic time), if it did."""
+        marker of this process: one not in `stale`, the markers killed updates left); returns when."""
         while proc.poll() is None:
             now = time.monotonic()
-            if until is None and _running_updates(self.storage):
+            if until is None and set(_running_updates(self.storage)) - stale:
                 return now
             if until is not None and now >= until:
                 return now
@@ -179,13 +181,14 @@ class Suite:
     def attempt_kill(self, phase: str) -> None:
         """One run killed at a random moment: mostly while an update runs (uniform over the updates'
         expected duration), sometimes while the process starts (Spark, loading the pipeline)."""
+        stale = set(_running_updates(self.storage))  # markers of killed updates, until the next run
         started = time.monotonic()
         proc = _start_run(self.storage, self.env, self.log)
         self.figures.runs += 1
         if self.rng.random() < 0.15:
             at = self._wait(proc, started + self.rng.uniform(1.0, 20.0))
         else:
-            update_started = self._wait(proc, None)
+            update_started = self._wait(proc, None, stale)
             at = None
             if update_started is not None:
                 window = min(self.expected_seconds(), self.max_window)
@@ -194,7 +197,7 @@ class Suite:
             proc.wait()
             self._finished(proc, started)
             return
-        running = _running_updates(self.storage)
+        running = [u for u in _running_updates(self.storage) if u not in stale]
         _kill_group(proc)
         self.figures.kills += 1
         setattr(self.figures, f"kills_{phase}", getattr(self.figures, f"kills_{phase}") + 1)
@@ -208,10 +211,11 @@ class Suite:
         """Run to completion (after kills): the runtime must recover by itself. A run that fails (on a
         loaded machine Spark's Python workers can time out) is reported and run again, up to `attempts`."""
         for _ in range(attempts):
+            stale = set(_running_updates(self.storage))
             started = time.monotonic()
             proc = _start_run(self.storage, self.env, self.log)
             self.figures.runs += 1
-            update_started = self._wait(proc, None)
+            update_started = self._wait(proc, None, stale)
             proc.wait()
             self._finished(proc, started, update_started)
             if proc.returncode == 0:
