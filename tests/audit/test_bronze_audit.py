@@ -95,7 +95,7 @@ def test_one_row_per_table_per_update_and_reconciled(spark: Any, audited: dict[s
     # each update carries the reconciliation made right after it
     for run in audited["runs"]:
         by_table = {target_name(x.table): x for x in run["reconciliation"]}
-        for key, result in run["results"].items():
+        for result in run["results"].values():
             for r in (r for r in audit if r.update_id == result.update_id):
                 rec = by_table[r.target_table]
                 assert r.reconciliation_status == rec.status == "MATCH"
