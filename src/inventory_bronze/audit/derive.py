@@ -42,6 +42,16 @@ def _error_text() -> Column:
     return F.coalesce(F.col("error.exceptions")[0]["message"], F.col("message"))
 
 
+def _short(col: Column) -> Column:
+    """A dataset's own name: Unity Catalog event logs may qualify it (`catalog`.`schema`.`name`)."""
+    return F.regexp_extract(col, r"([^.`]+)`?$", 1)
+
+
+def _dataset() -> Column:
+    """The dataset a flow event is about (the flow's name when the event leaves it out)."""
+    return _short(F.coalesce(F.col("origin.dataset_name"), F.col("origin.flow_name")))
+
+
 def updates(events: DataFrame) -> DataFrame:
     """One row per finished update: update_id, pipeline_id, pipeline_name, started, ended, state,
     update_error (FAILED only), update_duration_seconds."""
@@ -86,7 +96,7 @@ def pipeline_tables(events: DataFrame, targets: Mapping[str, str]) -> DataFrame:
         events.where(F.col("event_type") == "flow_definition")
         .select(
             F.col("origin.pipeline_id").alias("pipeline_id"),
-            _detail("$.flow_definition.output_dataset").alias("target_table"),
+            _short(_detail("$.flow_definition.output_dataset")).alias("target_table"),
         )
         .where(F.col("target_table").isin(*targets))
         .distinct()
@@ -98,7 +108,7 @@ def flow_figures(events: DataFrame) -> DataFrame:
     reports per micro-batch, the local runtime once per flow), first start, last event, final status."""
     fp = events.where(F.col("event_type") == "flow_progress").select(
         F.col("origin.update_id").alias("update_id"),
-        F.col("origin.dataset_name").alias("dataset"),
+        _dataset().alias("dataset"),
         "timestamp",
         _detail("$.flow_progress.status").alias("status"),
         _detail("$.flow_progress.metrics.num_output_rows", "bigint").alias("num_output_rows"),
@@ -133,7 +143,7 @@ def expectation_figures(events: DataFrame, targets: Mapping[str, str]) -> DataFr
         events.where(F.col("event_type") == "flow_progress")
         .select(
             F.col("origin.update_id").alias("update_id"),
-            F.col("origin.dataset_name").alias("target_table"),
+            _dataset().alias("target_table"),
             F.explode(
                 F.from_json(_detail("$.flow_progress.data_quality.expectations"), EXPECTATIONS_TYPE)
             ).alias("e"),
