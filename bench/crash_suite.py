@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 class Figures:
     runs: int = 0  # pipeline processes started
     kills: int = 0  # of them killed with SIGKILL
+    kills_planned: int = 0
     kills_initial: int = 0
     kills_incremental: int = 0
     completed: int = 0
@@ -395,6 +396,7 @@ def run_suite(
     log: Path,
     workload_rate: float = 20.0,
     max_window: float = 120.0,
+    max_minutes: float | None = None,
 ) -> Figures:
     from inventory_bronze import pii
 
@@ -409,9 +411,11 @@ def run_suite(
     os.environ.update({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v})
     pii.reset_keys()
     suite = Suite(storage, env, rng, log, max_window)
+    suite.figures.kills_planned = kills
     initial = max(1, kills // 2)
+    budget = max_minutes * 60 if max_minutes else float("inf")
     _say(f"phase 1: initial load, {initial} kill(s)")
-    while suite.figures.kills < initial:
+    while suite.figures.kills < initial and time.monotonic() - started < 0.4 * budget:
         suite.attempt_kill("initial")
     suite.complete()
     suite.figures.wrong_credentials_failed_clearly = _wrong_credentials_run(storage, env, log)
@@ -419,7 +423,7 @@ def run_suite(
     _say(f"phase 2: incremental CDC with the change workload running, {kills - initial} kill(s)")
     workload = _start_workload(env, seed, workload_rate, log)
     try:
-        while suite.figures.kills < kills:
+        while suite.figures.kills < kills and time.monotonic() - started < 0.8 * budget:
             suite.attempt_kill("incremental")
     finally:
         workload.send_signal(signal.SIGTERM)
@@ -453,7 +457,7 @@ def summary(f: Figures) -> str:
         + (", NOT RECOVERED" if f.unrecovered else "")
         + ")",
         *[f"    failed: {line[:300]}" for line in dict.fromkeys(f.failures)][:6],
-        f"kills (kill -9):   {f.kills} ({f.kills_initial} during the initial load, "
+        f"kills (kill -9):   {f.kills} of {f.kills_planned} planned ({f.kills_initial} during the initial load, "
         f"{f.kills_incremental} during incremental CDC with the change workload)",
         f"rows compared:     {f.rows_source:,} source rows ({f.rows_quarantined:,} held in quarantine)",
         f"rows lost:         {f.rows_lost}",
@@ -486,6 +490,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="kill within S s of an update's start, at most (default 120; on a fast machine the updates' "
         "whole expected duration is shorter and is used)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="time box: stop killing after 40%% (initial load) and 80%% (incremental) of M minutes, then "
+        "recover and compare; the summary says how many kills were done",
     )
     parser.add_argument("--workload-rate", type=float, default=20.0, help="changes/s during phase 2")
     parser.add_argument(
@@ -531,7 +542,14 @@ def main(argv: list[str] | None = None) -> int:
             figures = check(storage, Figures(**saved["figures"]), saved["pii_key"], Path(saved["log"]))
         else:
             figures = run_suite(
-                args.runs, args.scale, args.seed, storage, log, args.workload_rate, args.kill_window
+                args.runs,
+                args.scale,
+                args.seed,
+                storage,
+                log,
+                args.workload_rate,
+                args.kill_window,
+                args.max_minutes,
             )
     finally:
         if args.pg_dir is None:
