@@ -171,6 +171,16 @@ class EventLog:
         with self._lock:
             self._buffer.append(row)
 
+    def flush_in_background(self) -> None:
+        """Start a flush on a thread of its own; the next `flush` waits for it (commits stay in order)."""
+        threading.Thread(target=self._quiet_flush, daemon=True, name="eventlog-flush").start()
+
+    def _quiet_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the final flush reports; a background one must not kill the update
+            pass
+
     def flush(self) -> None:
         """Append buffered events in one Delta commit (safe to call from several threads)."""
         with self._flush_lock:

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from localdlt import context
+from localdlt import context, freshness
 from localdlt import expectations as exp
 from localdlt.analysis import Analysis
 from localdlt.errors import DefinitionError, FlowError
@@ -53,6 +53,7 @@ class FlowOutcome:
     metrics: FlowMetrics = field(default_factory=FlowMetrics)
     error: BaseException | None = None
     seconds: float = 0.0
+    no_op_reason: str | None = None  # the flow had nothing to do (materialized view unchanged, no input)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Update:
 
     def _create_table(self, ds: Dataset, path: str, schema: StructType, replace: bool) -> None:
         """Create the table if missing; with `replace` (full refresh) empty it first."""
-        if DeltaTable.isDeltaTable(self.spark, path):
+        if freshness.delta_version(path) is not None:  # a Delta table already (read from its log folder)
             same_shape = _same_columns(self.spark.read.format("delta").load(path).schema, schema)
             if same_shape and replace:
                 self.spark.sql(
@@ -246,7 +247,7 @@ class Update:
         try:
             session = self._session_for(flow, ds)
             with self.proxy.using(session):
-                self._execute(flow, ds, session, outcome)
+                outcome.no_op_reason = self._execute(flow, ds, session, outcome)
             outcome.status = "COMPLETED" if not self.stop_event.is_set() else "STOPPED"
         except Exception as err:
             if isinstance(err, FlowError):
@@ -262,27 +263,24 @@ class Update:
             metrics=outcome.metrics,
             error=outcome.error,
             message=(
-                f"Flow '{flow.name}' has {outcome.status}." if outcome.error is None else str(outcome.error)
+                str(outcome.error)
+                if outcome.error is not None
+                else f"Flow '{flow.name}' has {outcome.status}"
+                + (f": {outcome.no_op_reason}." if outcome.no_op_reason else ".")
             ),
         )
         self.on_flow(outcome)
         if time.monotonic() - self._last_flush > FLUSH_EVERY_SECONDS:
             self._last_flush = time.monotonic()
-            threading.Thread(target=self._safe_flush, daemon=True).start()
+            self.events.flush_in_background()
         return outcome.status != "FAILED"
-
-    def _safe_flush(self) -> None:
-        try:
-            self.events.flush()
-        except Exception:  # the final flush reports; a background one must not kill the update
-            pass
 
     def _session_for(self, flow: Flow, ds: Dataset) -> SparkSession:
         conf = {**ds.spark_conf, **flow.spark_conf}
         return session_with_conf(self.spark, {**self.conf, **conf}) if conf else self.spark
 
     # ----------------------------------------------------------------------------------- flow kinds
-    def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> None:
+    def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> str | None:
         path = self.storage.dataset_path(ds)
         reader = Reader(session, self.graph, self.storage, flow.name)
         ctx = FlowContext(
@@ -318,8 +316,9 @@ class Update:
             self._append_stream(ctx)
         # expectations of views read in batch (streamed ones report through the query's progress)
         for view in reader.applied:
-            if view.observation is not None:
+            if view.observation is not None and ctx.no_op_reason is None:
                 ctx.metrics.merge(_quality_only(view.metrics()))
+        return ctx.no_op_reason
 
     def _query(self, ctx: FlowContext) -> DataFrame:
         assert ctx.flow.func is not None
@@ -333,8 +332,12 @@ class Update:
         return df
 
     def _materialize(self, ctx: FlowContext) -> None:
-        """Materialized view: recompute and replace the table's contents in one commit."""
+        """Materialized view: recompute and replace the table's contents in one commit, unless nothing it
+        depends on changed since its last refresh (then the refresh is a no-op, as on Databricks)."""
         df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
+        plan = self._refresh_plan(ctx, df)
+        if plan is None:
+            return
         applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
         try:
             applied.df.write.format("delta").mode("overwrite").save(ctx.target_path)
@@ -346,6 +349,68 @@ class Update:
             ctx.spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({cols})")
         ctx.metrics.merge(applied.metrics())
         ctx.metrics.batches += 1
+        if plan.get("fingerprint"):
+            state = self.storage.flow_state(ctx.flow.name)
+            plan["table_version"] = freshness.delta_version(ctx.target_path)
+            self.storage.save_flow_state(ctx.flow.name, {**state, "refresh": plan})
+
+    def _refresh_plan(self, ctx: FlowContext, df: DataFrame) -> dict[str, Any] | None:
+        """None when the last refresh still holds (planned as NO_OP); otherwise what to remember after it."""
+        ds = ctx.target
+        extra = {
+            "expectations": [(e.name, e.constraint_sql, e.action) for e in ds.expectations],
+            "schema": str(ds.schema),
+            "conf": {**self.conf, **ds.spark_conf, **ctx.flow.spark_conf},
+            "layout": [ds.partition_cols, ds.cluster_by, ds.path],
+        }
+        try:
+            info = freshness.plan_info(df, extra)
+            inputs = freshness.input_versions(info)
+            reason = "; ".join(info.reasons)
+        except Exception as err:  # a plan we cannot inspect is recomputed
+            info, inputs, reason = None, None, f"plan not inspected ({type(err).__name__})"
+        last = self.storage.flow_state(ctx.flow.name).get("refresh") or {}
+        sources = [
+            {"table_name": path, "version": version} for path, version in sorted((inputs or {}).items())
+        ]
+        if inputs is not None and info is not None:
+            if not last:
+                reason = "first refresh"
+            elif last.get("fingerprint") != info.fingerprint:
+                reason = "the query's definition or configuration changed"
+            elif last.get("inputs") != inputs:
+                reason = "an input changed"
+            elif last.get("table_version") != freshness.delta_version(ctx.target_path):
+                reason = "the table was changed since its last refresh"
+            else:
+                ctx.no_op_reason = "no input changed since the last refresh"
+                self._planning_event(ctx, "NO_OP", ctx.no_op_reason, sources)
+                return None
+        self._planning_event(ctx, "COMPLETE_RECOMPUTE", reason, sources)
+        if info is None or inputs is None:
+            return {}
+        return {"fingerprint": info.fingerprint, "inputs": inputs}
+
+    def _planning_event(
+        self, ctx: FlowContext, technique: str, reason: str, sources: list[dict[str, Any]]
+    ) -> None:
+        """`planning_information`, as Databricks reports how it refreshes a materialized view."""
+        techniques = [
+            {"maintenance_type": f"MAINTENANCE_TYPE_{t}", "is_chosen": t == technique, "is_applicable": True}
+            for t in (["NO_OP", "COMPLETE_RECOMPUTE"] if technique == "NO_OP" else ["COMPLETE_RECOMPUTE"])
+        ]
+        self.events.emit(
+            "planning_information",
+            {
+                "technique_information": techniques,
+                "source_table_information": sources,
+                "target_table_information": {"table_name": ctx.target.name},
+                "reason": reason,
+            },
+            f"Flow '{ctx.flow.name}' has been planned to be executed as {technique}: {reason}.",
+            flow=ctx.flow.name,
+            dataset=ctx.target.name,
+        )
 
     def _append_once(self, ctx: FlowContext) -> None:
         """`append_flow(once=True)`: append a batch query one time (again after a full refresh)."""

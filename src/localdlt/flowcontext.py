@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame, SparkSession
 
 from localdlt import expectations as exp
+from localdlt import freshness
 from localdlt.errors import FlowError
 from localdlt.metrics import FlowMetrics
 
@@ -43,6 +44,8 @@ class FlowContext:
     metrics: FlowMetrics = field(default_factory=FlowMetrics)
     on_progress: Callable[[FlowMetrics], None] = lambda m: None
     conf: dict[str, str] = field(default_factory=dict)
+    # set when the flow had nothing to do (no new input): why, for the event log
+    no_op_reason: str | None = None
 
     @property
     def checkpoint_path(self) -> str:
@@ -80,6 +83,14 @@ class FlowContext:
         `stop_event` is set. Each batch's figures are added to `self.metrics` and reported. A failure
         raises `FlowError` (`ExpectationViolation` when a fail expectation stopped the batch).
         """
+        if not self.continuous:
+            try:
+                why = freshness.stream_has_new_input(df, self.checkpoint_path)
+            except Exception as err:  # a check that cannot tell must not fail the flow: run the stream
+                why = f"check failed: {type(err).__name__}"
+            if why is None:  # every source is covered by the last committed batch: nothing to start
+                self.no_op_reason = "no new input since the last committed batch"
+                return
         lock = threading.Lock()
         raised: list[BaseException] = []  # the Python error itself; Spark hands back only its text
 

@@ -50,6 +50,8 @@ class ConsoleProgress:
             detail = "  " + _rows(outcome)
         if outcome.status == "FAILED" and outcome.error is not None:
             detail = f"  {outcome.error}"
+        if outcome.status == "COMPLETED" and outcome.no_op_reason:
+            detail = f"  up to date ({outcome.no_op_reason})"
         self.line(f"{outcome.flow:<32} {outcome.status:<9}{detail}")
 
     def summary(self, result: UpdateResult) -> None:

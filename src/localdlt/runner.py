@@ -150,7 +150,7 @@ def run_update(
                 _state(events, update_id, "SETTING_UP_TABLES")
                 update.setup_tables()
                 _state(events, update_id, "RUNNING")
-                events.flush()
+                events.flush_in_background()  # readable while flows run, without waiting for the commit
                 for outcome in update.outcomes.values():
                     progress.on_flow(outcome)
                 with _stop_on_sigint(update):
