@@ -49,7 +49,7 @@ def _legend(names: list[str]) -> str:
 def line_chart(title: str, xs: list[str], series: dict[str, list[float | None]], y_max: float = 100.0) -> str:
     """Lines over the updates `xs` (one point per update; None = no figure), y from 0 to y_max."""
     w, h, left, bottom, top = 640, 220, 44, 28, 12
-    pw, ph = w - left - 12, h - bottom - top
+    pw, ph = w - left - 36, h - bottom - top  # room on the right for the last label
     step = pw / max(1, len(xs) - 1)
 
     def pos(i: int, y: float) -> tuple[float, float]:
@@ -60,7 +60,7 @@ def line_chart(title: str, xs: list[str], series: dict[str, list[float | None]],
     ]
     for tick in range(0, 101, 25):
         y = top + ph - tick / 100 * ph
-        parts.append(f'<line x1="{left}" x2="{w - 12}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{tick * y_max / 100:g}</text>'
         )
@@ -162,7 +162,9 @@ def graph_svg(title: str, edges: list[tuple[str, str]], rows: dict[str, int], no
 
 def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e('-' if v is None else str(v))}</td>" for v in r) + "</tr>" for r in rows
+    )
     if not rows:
         body = f'<tr><td colspan="{len(headers)}" class="none">none</td></tr>'
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
