@@ -13,7 +13,8 @@ def table_libraries(table: str) -> tuple[list[Path], dict[str, str]]:
     from inventory_bronze.local_run import pipeline_specs
 
     pattern = bronze.table_config(table).pattern
-    spec = next(s for s in pipeline_specs() if s.key == pattern.pipeline)
+    # bundle keys are like inventory_bronze_batch, inventory_bronze_cdc
+    spec = next(s for s in pipeline_specs() if s.key.rsplit("_", 1)[-1] == pattern.pipeline)
     folder = bronze.repo_root() / "pipelines" / pattern.pipeline
     files = [
         folder / f"bz_{table}{suffix}.py" for suffix in ("", "_source", "_changes", "_feed", "_quarantine")

@@ -490,8 +490,13 @@ FAIL_CASES = [
 
 @pytest.mark.parametrize("case", FAIL_CASES, ids=[c.name for c in FAIL_CASES])
 def test_update_fails_clearly_or_completes(
-    case: FailCase, corpus_run: dict[str, Any], spark: Any, pg_server: Any, tmp_path: Path
+    case: FailCase, spark: Any, pg_seeded: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from inventory_bronze.secrets import env_var_for
+
+    monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
+    pii.reset_keys()
+    pg_server = pg_seeded
     with pg_server.connect(autocommit=True) as conn:
         before = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(declared(case.table).ident())
