@@ -4,7 +4,8 @@ Prints wall times of
   - a cold `inventory-bronze dlt run` (a new process: JVM start reported apart),
   - a second update with no new input (a new process, and in-process without the JVM start),
   - the same pipeline through open-source `spark-pipelines` of the same pyspark (feature-equivalent:
-    expectations become filters there),
+    expectations become filters there; Delta reaches its Spark Connect server through spark.jars),
+each with the machine's load average when it ended (a shared two-core machine: read figures with it),
 and the goals: our cold run <= half of spark-pipelines' wall time; a no-change update under 10 s.
 
     .venv/bin/python bench/bench_runtime.py [--orders 20000]
@@ -25,6 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "ten_tables"
 VENV_BIN = Path(sys.executable).parent
+
+
+def load() -> str:
+    """The 1-minute load average (the machine is shared: figures mean little without it)."""
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
@@ -98,20 +104,26 @@ def main() -> int:
         rows: list[tuple[str, float, str]] = []
         cold, out = timed(run, env, REPO)
         jvm = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
-        rows.append(("localdlt cold update (new process)", cold, f"of which Spark/JVM start {jvm:.1f}s"))
+        rows.append(
+            ("localdlt cold update (new process)", cold, f"of which Spark/JVM start {jvm:.1f}s; {load()}")
+        )
         warm, out = timed(run, env, REPO)
         jvm2 = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
         rows.append(
-            ("localdlt no-change update (new process)", warm, f"of which Spark/JVM start {jvm2:.1f}s")
+            (
+                "localdlt no-change update (new process)",
+                warm,
+                f"of which Spark/JVM start {jvm2:.1f}s; {load()}",
+            )
         )
-        rows.append(("localdlt no-change update, JVM excluded", warm - jvm2, ""))
+        rows.append(("localdlt no-change update, JVM excluded", warm - jvm2, load()))
         for name, seconds, note in rows:
             print(f"{name:<44} {seconds:8.1f}  {note}", flush=True)
         sdp = None
         if not args.skip_spark_pipelines:
             sdp, _ = spark_pipelines(work, landing, env)
             rows.append(
-                ("spark-pipelines cold run (new process)", sdp, "open-source Spark Declarative Pipelines")
+                ("spark-pipelines cold run (new process)", sdp, f"open-source pyspark.pipelines; {load()}")
             )
         print(f"\n{'measure':<44} {'seconds':>8}  note")
         for name, seconds, note in rows:
