@@ -374,7 +374,9 @@ def run(args: argparse.Namespace) -> int:
     from localdlt.session import get_spark
 
     with bench.measure("jvm", "Spark/JVM start"):
-        spark = get_spark("inventory-bronze")
+        # On a busy machine a Python worker (data source, UDF) can take minutes to start: wait longer
+        # than the session's default before failing the run.
+        spark = get_spark("inventory-bronze", {"spark.python.authenticate.socketTimeout": "900s"})
         spark.range(1).count()
 
     # --- our initial load
