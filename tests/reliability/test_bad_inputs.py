@@ -488,7 +488,30 @@ FAIL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", FAIL_CASES, ids=[c.name for c in FAIL_CASES])
+#: Findings of this corpus (reported, owners: runtime / bronze.py): the update fails and nothing wrong is
+#: written, but the error does not say enough yet; or a drift passes. Strict: a fix turns them into failures
+#: to update here.
+KNOWN_GAPS = {
+    "duplicate key within a snapshot": "localdlt's AUTO CDC FROM SNAPSHOT error names neither key column nor key",
+    "numeric NaN in a snapshot": "the JDBC read error reaches the update as 'An error occurred while calling "
+    "o….count' without table or column",
+    "numeric Infinity in a snapshot": "same opaque JDBC read error",
+    "timestamp infinity in a snapshot": "same opaque JDBC read error",
+    "column type changed": "bronze.snapshot keeps the source's new type (text) instead of failing: no type check "
+    "against the declared schema",
+}
+
+
+def _fail_params() -> list[Any]:
+    return [
+        pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[c.name]))
+        if c.name in KNOWN_GAPS
+        else pytest.param(c, id=c.name)
+        for c in FAIL_CASES
+    ]
+
+
+@pytest.mark.parametrize("case", _fail_params())
 def test_update_fails_clearly_or_completes(
     case: FailCase, spark: Any, pg_seeded: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
