@@ -1,7 +1,7 @@
 """The pipeline event log: a Delta table with Databricks' columns, written as the update runs.
 
-Events are buffered and appended in small commits (at the start of the update, as flows finish, and at the
-end), so the log can be read while an update runs and tells what happened if the process dies.
+Events are buffered and appended in few commits (at the end of the update, and every few seconds while a
+long one runs), so the log can be read while an update runs and tells what happened if the process dies.
 """
 
 from __future__ import annotations
@@ -174,6 +174,14 @@ class EventLog:
     def flush_in_background(self) -> None:
         """Start a flush on a thread of its own; the next `flush` waits for it (commits stay in order)."""
         threading.Thread(target=self._quiet_flush, daemon=True, name="eventlog-flush").start()
+
+    def flush_after(self, seconds: float) -> threading.Timer:
+        """Flush in `seconds` unless cancelled: a short update then writes its events in one commit at the
+        end, a long one is readable while it runs."""
+        timer = threading.Timer(seconds, self._quiet_flush)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _quiet_flush(self) -> None:
         try:

@@ -20,7 +20,7 @@ from localdlt import loader
 from localdlt.analysis import Analyzer
 from localdlt.errors import PipelineError
 from localdlt.eventlog import EventLog
-from localdlt.executor import Update, UpdateOptions, UpdateResult
+from localdlt.executor import FLUSH_EVERY_SECONDS, Update, UpdateOptions, UpdateResult
 from localdlt.livetables import live_tables
 from localdlt.progress import ConsoleProgress
 from localdlt.session import get_spark
@@ -139,6 +139,7 @@ def run_update(
             update_id=update_id, pipeline_id=pipeline_id, state="FAILED", storage=str(store.root)
         )
         update: Update | None = None
+        first_flush: threading.Timer | None = None
         proxy = SessionProxy(spark)
         try:
             graph = loader.load(paths, proxy)
@@ -150,7 +151,7 @@ def run_update(
                 _state(events, update_id, "SETTING_UP_TABLES")
                 update.setup_tables()
                 _state(events, update_id, "RUNNING")
-                events.flush_in_background()  # readable while flows run, without waiting for the commit
+                first_flush = events.flush_after(FLUSH_EVERY_SECONDS)  # readable while a long update runs
                 for outcome in update.outcomes.values():
                     progress.on_flow(outcome)
                 with _stop_on_sigint(update):
@@ -166,6 +167,8 @@ def run_update(
         except Exception as err:  # anything unexpected still ends the update properly
             result.error = err
         result.seconds = time.monotonic() - started
+        if first_flush is not None:
+            first_flush.cancel()
         events.emit(
             "update_progress",
             {"state": result.state},
