@@ -3,6 +3,8 @@ setting at fault and, where it can, says what to do."""
 
 from __future__ import annotations
 
+import re
+
 
 class PipelineError(Exception):
     """Base class of every error the local runtime raises on purpose."""
@@ -56,3 +58,30 @@ class UpdateFailed(PipelineError):
         self.errors = errors
         lines = "\n".join(f"  - {flow}: {err}" for flow, err in errors.items())
         super().__init__(f"Update {update_id} FAILED; {len(errors)} flow(s) failed:\n{lines}")
+
+
+_PY4J_CALL = "An error occurred while calling"
+_PYTHON_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit): ")
+_JAVA_ERROR_LINE = re.compile(r"^(?:Caused by: |: )?((?:[a-z]\w*\.)+[A-Z]\w*(?:Exception|Error): .*)")
+
+
+def error_summary(err: BaseException) -> str:
+    """One line saying what went wrong: a Py4J error's text starts with the uninformative
+    "An error occurred while calling o123.save."; the Python error of a failed UDF or data source (its
+    traceback's last line) and Spark's own first error line say more."""
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    if isinstance(err, PipelineError):
+        return text.splitlines()[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not (lines[0].startswith(_PY4J_CALL) or "thrown from the Python worker" in lines[0]):
+        return f"{type(err).__name__}: {lines[0]}"
+    java = [m.group(1) for m in map(_JAVA_ERROR_LINE.match, lines[1:]) if m]
+    python = [
+        line for line in lines[1:] if _PYTHON_ERROR_LINE.match(line) and not _JAVA_ERROR_LINE.match(line)
+    ]
+    spark = re.sub(r"^(?:[a-z]\w*\.)+", "", java[0]) if java else ""
+    if python:
+        return python[-1] + (f" ({spark[:300]})" if spark else "")
+    return re.sub(r"^(?:[a-z]\w*\.)+", "", java[-1]) if java else lines[0]

@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from localdlt import context, freshness
+from localdlt import context, flowretry, freshness
 from localdlt import expectations as exp
 from localdlt.analysis import Analysis
-from localdlt.errors import DefinitionError, FlowError
+from localdlt.errors import DefinitionError, FlowError, error_summary
 from localdlt.eventlog import EventLog
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
@@ -91,6 +91,7 @@ class Update:
         self.storage = storage
         self.events = events
         self.conf = conf
+        self.max_flow_retries = flowretry.max_flow_retries(conf)
         self.options = options
         self.on_flow = on_flow
         self.stop_event = threading.Event()
@@ -168,7 +169,7 @@ class Update:
         try:
             builder.execute()
         except Exception as err:
-            raise DefinitionError(f"Cannot set up table '{ds.name}' at {path}: {_first_line(err)}") from err
+            raise DefinitionError(f"Cannot set up table '{ds.name}' at {path}: {error_summary(err)}") from err
 
     # ------------------------------------------------------------------------------------------- run
     def run_flows(self) -> None:
@@ -244,18 +245,28 @@ class Update:
         self._flow_event(flow, "STARTING")
         self._flow_event(flow, "RUNNING")
         self.on_flow(outcome)
-        try:
-            session = self._session_for(flow, ds)
-            with self.proxy.using(session):
-                outcome.no_op_reason = self._execute(flow, ds, session, outcome)
-            outcome.status = "COMPLETED" if not self.stop_event.is_set() else "STOPPED"
-        except Exception as err:
-            if isinstance(err, FlowError):
-                outcome.error = err
-            else:
-                outcome.error = FlowError(flow.name, _flow_message(flow, err))
-                outcome.error.__cause__ = err
-            outcome.status = "FAILED"
+        retries = self.max_flow_retries
+        for attempt in range(retries + 1):
+            if self._attempt_flow(flow, ds, outcome) or attempt == retries:
+                break
+            if not flowretry.is_retryable(outcome.error) or self.stop_event.is_set():
+                break
+            # retried: the failure is a warning in the event log, then the flow starts again
+            wait = flowretry.backoff_seconds(attempt + 1)
+            self._flow_event(
+                flow,
+                "FAILED",
+                error=outcome.error,
+                message=f"{outcome.error} (attempt {attempt + 1} of {retries + 1}; retry in {wait:.0f}s)",
+                level="WARN",
+            )
+            if self.stop_event.wait(wait):
+                break
+            outcome.metrics, outcome.error, outcome.status = FlowMetrics(), None, "RUNNING"
+            outcome.no_op_reason = None
+            self._flow_event(flow, "STARTING")
+            self._flow_event(flow, "RUNNING")
+            self.on_flow(outcome)
         outcome.seconds = time.monotonic() - started
         self._flow_event(
             flow,
@@ -274,6 +285,23 @@ class Update:
             self._last_flush = time.monotonic()
             self.events.flush_in_background()
         return outcome.status != "FAILED"
+
+    def _attempt_flow(self, flow: Flow, ds: Dataset, outcome: FlowOutcome) -> bool:
+        """One attempt at running the flow; True when it did not fail."""
+        try:
+            session = self._session_for(flow, ds)
+            with self.proxy.using(session):
+                outcome.no_op_reason = self._execute(flow, ds, session, outcome)
+            outcome.status = "COMPLETED" if not self.stop_event.is_set() else "STOPPED"
+            return True
+        except Exception as err:
+            if isinstance(err, FlowError):
+                outcome.error = err
+            else:
+                outcome.error = FlowError(flow.name, _flow_message(flow, err))
+                outcome.error.__cause__ = err
+            outcome.status = "FAILED"
+            return False
 
     def _session_for(self, flow: Flow, ds: Dataset) -> SparkSession:
         conf = {**ds.spark_conf, **flow.spark_conf}
@@ -459,6 +487,7 @@ class Update:
         metrics: FlowMetrics | None = None,
         error: BaseException | None = None,
         message: str | None = None,
+        level: str | None = None,
     ) -> None:
         details: dict[str, Any] = {"status": status}
         if metrics is not None:
@@ -467,7 +496,8 @@ class Update:
             "flow_progress",
             details,
             message or f"Flow '{flow.name}' is {status}.",
-            level="ERROR" if status == "FAILED" else ("METRICS" if metrics is not None else "INFO"),
+            level=level
+            or ("ERROR" if status == "FAILED" else ("METRICS" if metrics is not None else "INFO")),
             flow=flow.name,
             dataset=flow.target,
             error=error,
@@ -529,9 +559,4 @@ def _quality_only(m: FlowMetrics) -> FlowMetrics:
 
 
 def _flow_message(flow: Flow, err: BaseException) -> str:
-    return f"Flow '{flow.name}' failed: {type(err).__name__}: {_first_line(err)}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return f"Flow '{flow.name}' failed: {error_summary(err)}"

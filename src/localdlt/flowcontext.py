@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from localdlt import expectations as exp
 from localdlt import freshness
-from localdlt.errors import FlowError
+from localdlt.errors import FlowError, error_summary
 from localdlt.metrics import FlowMetrics
 
 if TYPE_CHECKING:
@@ -157,9 +157,7 @@ class FlowContext:
         for cause in _causes(err):
             if isinstance(cause, FlowError):
                 return cause
-        text = str(err).strip()
-        first = text.splitlines()[0] if text else type(err).__name__
-        return FlowError(self.flow.name, f"Flow '{self.flow.name}' failed: {first}")
+        return FlowError(self.flow.name, f"Flow '{self.flow.name}' failed: {error_summary(err)}")
 
 
 def _causes(err: BaseException) -> Iterator[BaseException]:
