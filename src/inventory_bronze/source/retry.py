@@ -39,6 +39,7 @@ TRANSIENT = (
     "connection timed out",
     "cannot connect to postgresql",
     "check that the hostname and port are correct",
+    "couldn't connect to the database",
 )
 #: Never transient, even when a text above appears too.
 PERMANENT = (
@@ -90,9 +91,19 @@ def is_transient(err: BaseException) -> bool:
 
 
 def _text(err: BaseException) -> str:
-    text = str(err)
-    cause = getattr(err, "java_exception", None)  # py4j: the JDBC driver's message
-    return f"{text} {cause}" if cause is not None else text
+    """The error's text and, for a JVM error (py4j, or PySpark's converted exceptions such as
+    [FAILED_JDBC.CONNECTION]), the messages of its Java causes: the JDBC driver's own sentence."""
+    texts = [str(err)]
+    cause = getattr(err, "_origin", None) or getattr(err, "java_exception", None)
+    for _ in range(8):
+        if cause is None:
+            break
+        try:
+            texts.append(str(cause.getMessage()))
+            cause = cause.getCause()
+        except Exception:  # not a Java throwable after all
+            break
+    return "\n".join(texts)
 
 
 def _last_line(text: str, secrets: Iterable[Any], wanted: str | None = None) -> str:
