@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,8 @@ def record_reconciliation(spark: SparkSession, storage: Path, rows: Sequence[Any
         update_id, pipeline_name = latest[key]
         records.append(
             (update_id, target, targets.get(target, r.table), pipeline_name, now, r.status, r.source_rows, r.bronze_rows,
-             r.quarantined_only, r.missing, r.extra, r.duplicates, r.source_checksum, r.bronze_checksum)
+             r.quarantined_only, r.missing, r.extra, r.duplicates, Decimal(r.source_checksum),
+             Decimal(r.bronze_checksum))
         )  # fmt: skip
     if records:
         schema = (
