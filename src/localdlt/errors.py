@@ -4,6 +4,7 @@ setting at fault and, where it can, says what to do."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 
 class PipelineError(Exception):
@@ -85,3 +86,13 @@ def error_summary(err: BaseException) -> str:
     if python:
         return python[-1] + (f" ({spark[:300]})" if spark else "")
     return re.sub(r"^(?:[a-z]\w*\.)+", "", java[-1]) if java else lines[0]
+
+
+def causes(err: BaseException) -> Iterator[BaseException]:
+    """The error, then its causes (`__cause__`, else `__context__`), without looping."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from localdlt import expectations as exp
 from localdlt import freshness
-from localdlt.errors import FlowError, error_summary
+from localdlt.errors import FlowError, causes, error_summary
 from localdlt.metrics import FlowMetrics
 
 if TYPE_CHECKING:
@@ -154,15 +154,7 @@ class FlowContext:
         violation = exp.violation_from(err, self.flow.name)
         if violation is not None:
             return violation
-        for cause in _causes(err):
+        for cause in causes(err):
             if isinstance(cause, FlowError):
                 return cause
         return FlowError(self.flow.name, f"Flow '{self.flow.name}' failed: {error_summary(err)}")
-
-
-def _causes(err: BaseException) -> Iterator[BaseException]:
-    seen = 0
-    while err is not None and seen < 10:
-        yield err
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-        seen += 1

@@ -10,11 +10,11 @@ flows resume from their checkpoint, and AUTO CDC batches commit with Delta's tra
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from pyspark.errors import AnalysisException
 
-from localdlt.errors import CdcError, DefinitionError, ExpectationViolation
+from localdlt.errors import CdcError, DefinitionError, ExpectationViolation, causes
 
 CONF_MAX_FLOW_RETRIES = "pipelines.maxFlowRetryAttempts"
 DEFAULT_MAX_FLOW_RETRIES = 2
@@ -57,18 +57,9 @@ def max_flow_retries(conf: Mapping[str, str]) -> int:
     return value
 
 
-def _chain(err: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def is_retryable(err: BaseException) -> bool:
     """True when the failure may pass on another attempt (see the module's docstring)."""
-    chain = list(_chain(err))
+    chain = list(causes(err))
     if any(isinstance(e, _DETERMINISTIC) for e in chain):
         return False
     for e in chain:
