@@ -31,6 +31,8 @@ from localdlt.storage import Storage
 # Events reach the Delta event log at the end of the update and, while it runs, at most this often (first
 # this long after RUNNING starts): each flush is a Delta commit, and on a small machine they are worth saving.
 FLUSH_EVERY_SECONDS = 10.0
+#: a continuous update reports each flow's progress (the figures since its last report) at most this often
+PROGRESS_EVERY_SECONDS = 5.0
 
 FLOW_TYPES = {"query": "APPEND", "cdc": "CHANGE", "snapshot_cdc": "SNAPSHOT_CHANGE"}
 
@@ -100,6 +102,9 @@ class Update:
         }
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        # per flow: the figures its RUNNING progress events reported so far in this attempt, and when
+        self._reported: dict[str, FlowMetrics] = {}
+        self._reported_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------ table setup
     def refresh_selection(self) -> set[str]:
@@ -264,6 +269,7 @@ class Update:
                 break
             outcome.metrics, outcome.error, outcome.status = FlowMetrics(), None, "RUNNING"
             outcome.no_op_reason = None
+            self._reported.pop(flow.name, None)  # committed batches of the failed attempt stay reported
             self._flow_event(flow, "STARTING")
             self._flow_event(flow, "RUNNING")
             self.on_flow(outcome)
@@ -271,7 +277,7 @@ class Update:
         self._flow_event(
             flow,
             outcome.status,
-            metrics=outcome.metrics,
+            metrics=outcome.metrics.minus(self._reported.pop(flow.name, FlowMetrics())),
             error=outcome.error,
             message=(
                 str(outcome.error)
@@ -504,6 +510,21 @@ class Update:
         )
 
     def _flow_progress(self, flow: Flow, metrics: FlowMetrics) -> None:
+        """After each batch: a continuous update reports the figures since the flow's last report in a
+        RUNNING `flow_progress` event (as Databricks does per micro-batch), so the event log shows a
+        flow's progress while it runs; summing a flow's events gives its total either way."""
+        if self.options.continuous:
+            now = time.monotonic()
+            with self._lock:
+                due = now - self._reported_at.get(flow.name, 0.0) >= PROGRESS_EVERY_SECONDS
+                if due:
+                    self._reported_at[flow.name] = now
+                    current = metrics.copy()
+                    delta = current.minus(self._reported.get(flow.name, FlowMetrics()))
+                    self._reported[flow.name] = current
+            if due:
+                self._flow_event(flow, "RUNNING", metrics=delta, message=f"Flow '{flow.name}' is RUNNING.")
+                self.events.flush_in_background()
         self.on_flow(self.outcomes[flow.name])
 
     def emit_definitions(self) -> None:

@@ -40,6 +40,36 @@ class FlowMetrics:
         for m in other.expectations.values():
             self.add_expectation(m.dataset, m.name, m.passed_records, m.failed_records)
 
+    def minus(self, reported: FlowMetrics) -> FlowMetrics:
+        """The figures added since `reported` (an earlier copy of these): what a progress event reports
+        when earlier events already reported `reported`, so that summing a flow's events gives its total.
+        Every expectation stays listed, with zero counts when nothing new was judged."""
+
+        def less(now: int | None, before: int | None) -> int | None:
+            return None if now is None else now - (before or 0)
+
+        out = FlowMetrics(
+            num_output_rows=self.num_output_rows - reported.num_output_rows,
+            num_upserted_rows=less(self.num_upserted_rows, reported.num_upserted_rows),
+            num_deleted_rows=less(self.num_deleted_rows, reported.num_deleted_rows),
+            dropped_records=self.dropped_records - reported.dropped_records,
+            batches=self.batches - reported.batches,
+        )
+        for key, m in self.expectations.items():
+            before = reported.expectations.get(key)
+            out.add_expectation(
+                m.dataset,
+                m.name,
+                m.passed_records - (before.passed_records if before else 0),
+                m.failed_records - (before.failed_records if before else 0),
+            )
+        return out
+
+    def copy(self) -> FlowMetrics:
+        out = FlowMetrics()
+        out.merge(self)
+        return out
+
     def to_details(self) -> dict[str, Any]:
         """`metrics` and `data_quality` of a `flow_progress` event, as Databricks documents them."""
         metrics: dict[str, Any] = {"num_output_rows": self.num_output_rows}

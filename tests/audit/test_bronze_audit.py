@@ -105,11 +105,6 @@ def test_one_row_per_table_per_update_and_reconciled(spark: Any, audited: dict[s
     assert _read(spark, storage, RECONCILIATION).count() == len(audited["runs"]) * len(targets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known runtime bug: an apply_changes_from_snapshot flow does not report its source view's "
-    "expectation metrics (bz_products: rows_dropped 0 while its quarantine holds the dropped row)",
-)
 def test_audit_numbers_equal_table_contents(spark: Any, audited: dict[str, Any]) -> None:
     storage = audited["storage"]
     paths = table_paths(storage)

@@ -1,5 +1,6 @@
 """The audit derivation on a tiny pipeline run through the local runtime: figures equal what the tables
-hold, a failed update is FAILED with its error, unfinished updates wait, rerunning adds nothing."""
+hold, a failed update is FAILED with its error, a running update is derived so far then replaced by its
+final figures, one cut off by a later update is FAILED, rerunning adds nothing."""
 
 from __future__ import annotations
 
@@ -91,34 +92,68 @@ def test_rerun_adds_nothing(spark: Any, tiny: dict[str, Any]) -> None:
     assert before == {t: _audit(spark, storage, t).count() for t in (AUDIT_LOG, AUDIT_EXPECTATIONS)}
 
 
-def test_unfinished_update_waits_then_is_derived_once(
-    spark: Any, tiny: dict[str, Any], tmp_path: Path
-) -> None:
-    """An update with no terminal state (still running, as the event log shows it) is not derived; once
-    its terminal event is there it is, exactly once, even when the derivation is asked twice."""
-    storage = tmp_path / "storage"
-    shutil.copytree(tiny["storage"] / KEY, storage / KEY)
-    events_path = event_log_paths(storage)[KEY]
-    events = spark.read.format("delta").load(str(events_path))
-    last = tiny["updates"][1].update_id
-    terminal = (
-        "event_type = 'update_progress' AND get_json_object(details, '$.update_progress.state') = 'COMPLETED'"
-    )
-    cut = f"origin.update_id = '{last}' AND {terminal}"
-    held_back = events.where(cut).collect()
+def _cut_terminal_event(spark: Any, tiny: dict[str, Any], storage: Path, update_id: str) -> list[Any]:
+    """A copy of the tiny pipeline's storage whose event log lacks the update's final state; returns the
+    removed events, to put back."""
     from delta.tables import DeltaTable
 
-    DeltaTable.forPath(spark, str(events_path)).delete(cut)
+    shutil.copytree(tiny["storage"] / KEY, storage / KEY)
+    events_path = str(event_log_paths(storage)[KEY])
+    terminal = (
+        "event_type = 'update_progress' AND get_json_object(details, '$.update_progress.state') IN "
+        "('COMPLETED', 'FAILED')"
+    )
+    cut = f"origin.update_id = '{update_id}' AND {terminal}"
+    held_back = spark.read.format("delta").load(events_path).where(cut).collect()
+    assert held_back
+    DeltaTable.forPath(spark, events_path).delete(cut)
+    return held_back
+
+
+def test_running_update_is_derived_so_far_then_replaced_by_its_final_figures(
+    spark: Any, tiny: dict[str, Any], tmp_path: Path
+) -> None:
+    """An update with no final state yet (a continuous one runs for days) is derived with its figures so
+    far, state RUNNING; once its final event is there, its rows are replaced (not added to) by the final
+    ones; deriving again then changes nothing."""
+    storage = tmp_path / "storage"
+    last = tiny["updates"][2].update_id  # the failing update, the pipeline's latest
+    held_back = _cut_terminal_event(spark, tiny, storage, last)
 
     first = audit_local(spark, storage, targets=TARGETS)
-    assert last not in first.updates and len(first.updates) == 2
+    assert last in first.updates and len(first.updates) == 3
+    running = _audit(spark, storage).where(f"update_id = '{last}'").collect()
+    assert [(r.update_state, r.update_ended is not None) for r in running] == [("RUNNING", True)]
     assert derive.updates(local_events(spark, storage)).where(f"update_id = '{last}'").count() == 0
+    again = audit_local(spark, storage, targets=TARGETS)
+    assert again.updates == [last]  # still running: derived again, replacing its rows
 
-    spark.createDataFrame(held_back, events.schema).write.format("delta").mode("append").save(
-        str(events_path)
-    )
-    second = audit_local(spark, storage, targets=TARGETS)
-    assert second.updates == [last]
+    events_path = str(event_log_paths(storage)[KEY])
+    schema = spark.read.format("delta").load(events_path).schema
+    spark.createDataFrame(held_back, schema).write.format("delta").mode("append").save(events_path)
+    final = audit_local(spark, storage, targets=TARGETS)
+    assert final.updates == [last]
+    assert audit_local(spark, storage, targets=TARGETS).updates == []
+    rows = _audit(spark, storage)
+    assert rows.groupBy("update_id", "target_table").count().where("count > 1").count() == 0
+    assert rows.count() == 3
+    done = rows.where(f"update_id = '{last}'").collect()
+    assert [(r.update_state, r.status) for r in done] == [("FAILED", "FAILED")]
+    assert done == _audit(spark, tiny["storage"]).where(f"update_id = '{last}'").collect()
+
+
+def test_update_cut_off_by_a_later_one_is_failed(spark: Any, tiny: dict[str, Any], tmp_path: Path) -> None:
+    """An update without a final state that a later update of the pipeline followed (its process was
+    killed) is FAILED, with an error saying so, not RUNNING forever."""
+    storage = tmp_path / "storage"
+    cut = tiny["updates"][1].update_id
+    _cut_terminal_event(spark, tiny, storage, cut)
     audit_local(spark, storage, targets=TARGETS)
-    assert _audit(spark, storage).groupBy("update_id", "target_table").count().where("count > 1").count() == 0
-    assert _audit(spark, storage).count() == 3
+    (update,) = derive.updates(local_events(spark, storage)).where(f"update_id = '{cut}'").collect()
+    assert update.state == "FAILED" and "ended without a final state" in update.update_error
+    (row,) = _audit(spark, storage).where(f"update_id = '{cut}'").collect()
+    (before,) = _audit(spark, tiny["storage"]).where(f"update_id = '{cut}'").collect()
+    assert row.update_state == "FAILED"
+    # its table's flow had completed before the update was cut off: what it wrote still counts
+    assert (row.status, row.flow_status, row.rows_written) == ("SUCCESS", "COMPLETED", before.rows_written)
+    assert row.rows_written > 0

@@ -493,7 +493,6 @@ FAIL_CASES = [
 #: written, but the error does not say enough yet; or a drift passes. Strict: a fix turns them into failures
 #: to update here.
 KNOWN_GAPS = {
-    "duplicate key within a snapshot": "localdlt's AUTO CDC FROM SNAPSHOT error names neither key column nor key",
     "numeric NaN in a snapshot": "the JDBC read error reaches the update as 'An error occurred while calling "
     "o….count' without table or column",
     "numeric Infinity in a snapshot": "same opaque JDBC read error",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -67,20 +68,42 @@ def test_continuous_mode_keeps_processing_until_stopped(pipeline):
     )
     pipeline.run()  # create the table; the continuous run below must pick up rows added while it runs
 
-    def feed():
+    def landed() -> int:
+        return pipeline.table("ticks").count()
+
+    def feed() -> None:
+        """Once the continuous flow runs: add a row at a time, each after the last one landed; then stop
+        the update as a user does (Ctrl-C). Waits are bounded; a stalled flow fails the asserts below."""
+        deadline = time.monotonic() + 150
+        while "ticks" not in {q.name for q in pipeline.spark.streams.active} and time.monotonic() < deadline:
+            time.sleep(0.2)
         for n in range(1, 4):
-            time.sleep(2)
             pipeline.append_source("ticks", [(n,)], "n INT")
+            while landed() < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
 
     feeder = threading.Thread(target=feed)
     feeder.start()
-    started = time.monotonic()
-    result = pipeline.run(continuous=True, max_seconds=14, trigger_interval_seconds=0.5)
+    result = pipeline.run(continuous=True, max_seconds=180, trigger_interval_seconds=0.5)
     feeder.join()
     assert result.ok, result.error
-    assert 14 <= time.monotonic() - started < 60
+    assert result.flows["ticks"].status == "STOPPED"
     assert pipeline.rows("ticks") == [(0,), (1,), (2,), (3,)]
     assert result.flows["ticks"].metrics.num_output_rows == 3
+    # while it ran, the flow reported its progress; its events add up to its total (nothing twice)
+    progress = (
+        pipeline.events()
+        .where(f"event_type = 'flow_progress' AND origin.update_id = '{result.update_id}'")
+        .selectExpr(
+            "get_json_object(details, '$.flow_progress.status') AS status",
+            "CAST(get_json_object(details, '$.flow_progress.metrics.num_output_rows') AS INT) AS rows",
+        )
+        .where("rows IS NOT NULL")
+        .collect()
+    )
+    assert "RUNNING" in {p.status for p in progress}, progress
+    assert sum(p.rows for p in progress) == 3, progress
 
 
 def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:

@@ -156,3 +156,34 @@ def test_monitoring_queries_run_unchanged_on_the_event_log(pipeline):
     assert quality == [("nums", "small", 3, 2)]
     updates = monitoring.run(spark, events, "updates").collect()
     assert [u.state for u in updates] == ["COMPLETED", "COMPLETED"]
+
+
+def test_expectations_of_a_snapshot_flows_source_view_are_reported(pipeline):
+    """apply_changes_from_snapshot reads its source view once; the view's expectation counts reach the flow."""
+    pipeline.write(
+        "snapshot.py",
+        """
+        @dlt.view
+        @dlt.expect("has_name", "name IS NOT NULL")
+        @dlt.expect_or_drop("known_id", "id < 100")
+        def snap():
+            return spark.createDataFrame(
+                [(1, "a"), (2, None), (3, "c"), (500, "d"), (600, "e")], "id INT, name STRING"
+            )
+
+        dlt.create_streaming_table("people")
+        dlt.apply_changes_from_snapshot(target="people", source="snap", keys=["id"], stored_as_scd_type=1)
+        """,
+    )
+    result = pipeline.run()
+    assert result.ok, result.error
+    assert pipeline.rows("people") == [(1, "a"), (2, None), (3, "c")]
+    progress = _quality(pipeline, "people")
+    dq = progress["data_quality"]
+    assert dq["dropped_records"] == 2
+    by_name = {
+        (e["dataset"], e["name"]): (e["passed_records"], e["failed_records"]) for e in dq["expectations"]
+    }
+    assert by_name == {("snap", "has_name"): (4, 1), ("snap", "known_id"): (3, 2)}
+    flow = result.flows["people"].metrics
+    assert (flow.dropped_records, flow.num_upserted_rows) == (2, 3)

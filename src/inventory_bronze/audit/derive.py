@@ -4,10 +4,11 @@ The same functions run on Databricks (over the published event log tables) and l
 `<storage>/<pipeline>/system/events`); they read only the documented event log columns, with
 `get_json_object` on `details` (portable between Databricks and open-source Spark).
 
-- `updates(events)`: one row per *finished* update (terminal `update_progress` state); unfinished ones
-  are left for a later derivation.
-- `audit_log(events, targets, ...)`: one row per bronze table per finished update (`bz_audit_log`).
-- `audit_expectations(events, targets)`: one row per expectation per table per finished update.
+- `updates(events, running)`: one row per finished update (terminal `update_progress` state, or cut off:
+  no final state but a later update of the pipeline started); with `running`, also the running ones
+  (a continuous update runs for days), with their figures so far.
+- `audit_log(events, targets, ...)`: one row per bronze table per update (`bz_audit_log`).
+- `audit_expectations(events, targets)`: one row per expectation per table per update.
 
 `targets` maps a bronze table name (`bz_<t>`) to its source table (`tests.<t>`); a pipeline's tables are
 the targets its `flow_definition` events name.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 TERMINAL_UPDATE_STATES = ("COMPLETED", "FAILED", "CANCELED", "STOPPED")
@@ -52,9 +53,12 @@ def _dataset() -> Column:
     return _short(F.coalesce(F.col("origin.dataset_name"), F.col("origin.flow_name")))
 
 
-def updates(events: DataFrame) -> DataFrame:
+def updates(events: DataFrame, running: bool = False) -> DataFrame:
     """One row per finished update: update_id, pipeline_id, pipeline_name, started, ended, state,
-    update_error (FAILED only), update_duration_seconds."""
+    update_error (FAILED only), update_duration_seconds.
+
+    running: also the updates still running (a continuous update runs for days): their state is their
+    latest `update_progress` state (RUNNING) and `ended` their latest event, so far."""
     ev = events.select(
         F.col("origin.update_id").alias("update_id"),
         F.col("origin.pipeline_id").alias("pipeline_id"),
@@ -64,29 +68,51 @@ def updates(events: DataFrame) -> DataFrame:
         _detail("$.update_progress.state").alias("state"),
         _error_text().alias("error_text"),
     ).where(F.col("update_id").isNotNull())
-    started = ev.groupBy("update_id").agg(
+    progress = F.col("event_type") == "update_progress"
+    terminal = progress & F.col("state").isin(*TERMINAL_UPDATE_STATES)
+    per_update = ev.groupBy("update_id").agg(
         F.min("timestamp").alias("started"),
         F.first("pipeline_id", ignorenulls=True).alias("pipeline_id"),
         F.first("pipeline_name", ignorenulls=True).alias("pipeline_name"),
+        F.max(F.when(terminal, F.col("timestamp"))).alias("terminal_at"),
+        F.max_by(F.when(terminal, F.col("state")), F.when(terminal, F.col("timestamp"))).alias("final_state"),
+        F.max_by(F.when(terminal, F.col("error_text")), F.when(terminal, F.col("timestamp"))).alias(
+            "final_error"
+        ),
+        F.max_by(F.when(progress, F.col("state")), F.when(progress, F.col("timestamp"))).alias(
+            "latest_state"
+        ),
+        F.max("timestamp").alias("latest_at"),
     )
-    ended = (
-        ev.where((F.col("event_type") == "update_progress") & F.col("state").isin(*TERMINAL_UPDATE_STATES))
-        .groupBy("update_id")
-        .agg(
-            F.max("timestamp").alias("ended"),
-            F.max_by("state", "timestamp").alias("state"),
-            F.max_by("error_text", "timestamp").alias("error_text"),
-        )
+    # an update never runs alongside a later one of its pipeline: one without a final state that a later
+    # one followed was cut off (its process killed) and ended FAILED at its last event
+    later = F.lead("started").over(Window.partitionBy("pipeline_id").orderBy("started"))
+    per_update = per_update.withColumn("next_started", later)
+    cut_off = F.col("terminal_at").isNull() & F.col("next_started").isNotNull()
+    finished = F.col("terminal_at").isNotNull() | cut_off
+    if not running:
+        per_update = per_update.where(finished)
+    state = F.coalesce(
+        F.col("final_state"), F.when(cut_off, F.lit("FAILED")), F.col("latest_state"), F.lit("RUNNING")
     )
-    return started.join(ended, "update_id").select(
+    ended = F.coalesce(F.col("terminal_at"), F.col("latest_at"))
+    cut_off_error = F.concat(
+        F.lit(
+            "the update ended without a final state (its process stopped) before the update that started at "
+        ),
+        F.col("next_started").cast("string"),
+    )
+    return per_update.select(
         "update_id",
         "pipeline_id",
         "pipeline_name",
         "started",
-        "ended",
-        "state",
-        F.when(F.col("state") != "COMPLETED", F.col("error_text")).alias("update_error"),
-        ((F.unix_micros("ended") - F.unix_micros("started")) / 1e6).alias("update_duration_seconds"),
+        ended.alias("ended"),
+        state.alias("state"),
+        F.when(cut_off, cut_off_error)
+        .when(finished & (state != "COMPLETED"), F.col("final_error"))
+        .alias("update_error"),
+        ((F.unix_micros(ended) - F.unix_micros("started")) / 1e6).alias("update_duration_seconds"),
     )
 
 
@@ -116,6 +142,7 @@ def flow_figures(events: DataFrame) -> DataFrame:
         _detail("$.flow_progress.metrics.num_deleted_rows", "bigint").alias("num_deleted_rows"),
         _detail("$.flow_progress.data_quality.dropped_records", "bigint").alias("dropped_records"),
         _error_text().alias("error_text"),
+        "level",
     )
     terminal = F.col("status").isin(*TERMINAL_FLOW_STATES)
     return fp.groupBy("update_id", "dataset").agg(
@@ -125,7 +152,9 @@ def flow_figures(events: DataFrame) -> DataFrame:
         F.coalesce(F.sum("dropped_records"), F.lit(0)).alias("rows_dropped"),
         F.min("timestamp").alias("flow_started"),
         F.max("timestamp").alias("flow_ended"),
-        F.max(F.col("status") == "FAILED").alias("flow_failed"),
+        # a failure the flow was retried after is a WARN; one that ended it is an ERROR
+        F.max((F.col("status") == "FAILED") & (F.col("level") == "ERROR")).alias("flow_failed"),
+        F.max_by("status", "timestamp").alias("flow_latest_status"),
         F.max_by(F.when(terminal, F.col("status")), F.when(terminal, F.col("timestamp"))).alias(
             "flow_status"
         ),
@@ -190,15 +219,17 @@ def audit_log(
     bronze_rows: DataFrame | None = None,
     reconciliation: DataFrame | None = None,
     only_updates: DataFrame | None = None,
+    running: bool = False,
 ) -> DataFrame:
-    """`bz_audit_log`: one row per bronze table per finished update.
+    """`bz_audit_log`: one row per bronze table per finished update (and per running one with
+    `running`: its figures so far, status RUNNING unless a flow already failed).
 
     bronze_rows: (target_table, batch_id, load_timestamp) of the bronze tables, for `batch_id`;
     reconciliation: (update_id, target_table, reconciled_at, status, source_rows, bronze_rows,
     quarantined_only, missing, extra, duplicates), latest per key wins;
     only_updates: (update_id) to restrict the derivation to (incremental runs).
     """
-    finished = updates(events)
+    finished = updates(events, running)
     if only_updates is not None:
         finished = finished.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
     tables = pipeline_tables(events, targets).join(_targets_frame(events, targets), "target_table")
@@ -251,8 +282,11 @@ def audit_log(
             F.lit(None).cast("timestamp").alias("reconciled_at"),
         )
     ok_flow = F.col("flow_status").isin(*SUCCESS_FLOW_STATES)
-    failed = F.coalesce(F.col("flow_failed"), F.lit(False)) | (
-        ~F.coalesce(ok_flow, F.lit(False)) & (F.col("state") != "COMPLETED")
+    update_failed = F.col("state").isin(*TERMINAL_UPDATE_STATES) & (F.col("state") != "COMPLETED")
+    failed = (
+        F.coalesce(F.col("flow_failed"), F.lit(False))
+        | F.coalesce(F.col("flow_status") == "FAILED", F.lit(False))
+        | (~F.coalesce(ok_flow, F.lit(False)) & update_failed)
     )
     rows_written = F.coalesce(F.col("rows_written"), F.lit(0))
     return df.select(
@@ -262,7 +296,10 @@ def audit_log(
         F.coalesce(F.col("batch_id"), F.col("update_id")).alias("batch_id"),
         F.coalesce(F.col("flow_ended"), F.col("ended")).alias("ingestion_timestamp"),
         F.coalesce(F.col("rows_judged"), rows_written).alias("records_processed"),
-        F.when(failed, "FAILED").otherwise("SUCCESS").alias("status"),
+        F.when(failed, "FAILED")
+        .when(F.col("state").isin(*TERMINAL_UPDATE_STATES), "SUCCESS")
+        .otherwise("RUNNING")
+        .alias("status"),
         F.when(failed, F.coalesce(F.col("flow_error"), F.col("update_error"))).alias("error_message"),
         F.col("pipeline_name").alias("processed_by"),
         "update_id",
@@ -272,7 +309,11 @@ def audit_log(
         F.col("started").alias("update_started"),
         F.col("ended").alias("update_ended"),
         "update_duration_seconds",
-        F.coalesce(F.col("flow_status"), F.lit("NOT_RUN")).alias("flow_status"),
+        F.coalesce(
+            F.col("flow_status"),
+            F.when(~F.col("state").isin(*TERMINAL_UPDATE_STATES), F.col("flow_latest_status")),
+            F.lit("NOT_RUN"),
+        ).alias("flow_status"),
         ((F.unix_micros("flow_ended") - F.unix_micros("flow_started")) / 1e6).alias("duration_seconds"),
         rows_written.alias("rows_written"),
         F.coalesce(F.col("rows_upserted"), F.lit(0)).alias("rows_upserted"),
@@ -291,10 +332,14 @@ def audit_log(
 
 
 def audit_expectations(
-    events: DataFrame, targets: Mapping[str, str], only_updates: DataFrame | None = None
+    events: DataFrame,
+    targets: Mapping[str, str],
+    only_updates: DataFrame | None = None,
+    running: bool = False,
 ) -> DataFrame:
-    """`bz_audit_expectations`: one row per expectation per bronze table per finished update."""
-    finished = updates(events)
+    """`bz_audit_expectations`: one row per expectation per bronze table per finished update (and per
+    running one with `running`, its counts so far)."""
+    finished = updates(events, running)
     if only_updates is not None:
         finished = finished.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
     figures = expectation_figures(events, targets).join(_targets_frame(events, targets), "target_table")

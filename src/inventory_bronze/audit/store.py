@@ -122,13 +122,19 @@ def _union(frames: list[DataFrame]) -> DataFrame | None:
 
 
 def pending_updates(
-    finished: DataFrame, existing: DataFrame | None, reconciliation: DataFrame | None
+    known: DataFrame, existing: DataFrame | None, reconciliation: DataFrame | None
 ) -> list[str]:
-    """Finished updates not in the audit yet, plus those whose reconciliation arrived after they were."""
-    ids = finished.select("update_id")
+    """Updates of `known` (finished and running) to derive: those not in the audit yet, those the audit
+    holds as still running (their figures have grown, or they ended), and those whose reconciliation
+    arrived after they were derived."""
+    ids = known.select("update_id")
     if existing is None:
         return sorted(r.update_id for r in ids.collect())
     new = ids.join(existing.select("update_id"), "update_id", "left_anti")
+    unfinished = existing.where(~F.col("update_state").isin(*derive.TERMINAL_UPDATE_STATES)).select(
+        "update_id"
+    )
+    new = new.unionByName(unfinished.join(ids, "update_id", "left_semi"))
     if reconciliation is not None:
         waiting = (
             existing.where(F.col("reconciliation_status").isNull())
@@ -146,14 +152,16 @@ def derive_into(
     targets: Mapping[str, str],
     bronze_tables: Mapping[str, DataFrame],
 ) -> AuditResult:
-    """Derive the finished updates of `events` that the audit lacks and MERGE them in (idempotent)."""
+    """Derive the updates of `events` the audit lacks (or holds as running) and MERGE them in: a
+    running update's rows show its figures so far and are replaced as it advances; once it ended, its
+    final figures; rerunning changes nothing (idempotent)."""
     reconciliation = location.read(spark, RECONCILIATION)
-    finished = derive.updates(events)
-    pending = pending_updates(finished, location.read(spark, AUDIT_LOG), reconciliation)
+    known = derive.updates(events, running=True)
+    pending = pending_updates(known, location.read(spark, AUDIT_LOG), reconciliation)
     if not pending:
         return AuditResult([], 0, 0, location)
     only = spark.createDataFrame([(u,) for u in pending], "update_id string")
-    since = finished.join(only, "update_id").agg(F.min("started")).first()[0]
+    since = known.join(only, "update_id").agg(F.min("started")).first()[0]
     bronze_rows = _union(
         [
             df.where(F.col("load_timestamp") >= F.lit(since)).select(
@@ -163,8 +171,8 @@ def derive_into(
             if {"batch_id", "load_timestamp"} <= set(df.columns)
         ]
     )
-    audit = derive.audit_log(events, targets, bronze_rows, reconciliation, only).cache()
-    expectations = derive.audit_expectations(events, targets, only).cache()
+    audit = derive.audit_log(events, targets, bronze_rows, reconciliation, only, running=True).cache()
+    expectations = derive.audit_expectations(events, targets, only, running=True).cache()
     try:
         location.merge(spark, audit, AUDIT_LOG, derive.AUDIT_KEYS)
         location.merge(spark, expectations, AUDIT_EXPECTATIONS, derive.EXPECTATION_KEYS)

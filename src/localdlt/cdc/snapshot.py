@@ -25,6 +25,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.storagelevel import StorageLevel
 
 from localdlt.cdc import common as c
 from localdlt.errors import CdcError, DefinitionError
@@ -85,6 +86,10 @@ def _decode(text: str | None) -> Any:
     return v
 
 
+def _key_text(keys: list[str], row: Any) -> str:
+    return "(" + ", ".join(f"{k}={row[k]!r}" for k in keys) + ")"
+
+
 def _version_lit(version: Any) -> Any:
     if isinstance(version, int) and not isinstance(version, bool):
         return F.lit(version).cast("long")
@@ -137,8 +142,13 @@ class SnapshotFlow:
         spark = self.ctx.spark
         own = spark.newSession()  # the idempotent-commit settings stay on this flow's own session
         view = f"__localdlt_snapshot_{self.flow}"
-        df.createOrReplaceGlobalTempView(view)
+        # Read the snapshot once, in the session that defined it: the checks and the MERGE then see the
+        # same rows (a JDBC source is not re-queried), and the expectations of the views it was read
+        # through count every row of it (their observation completes on this action).
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
+            df.count()
+            df.createOrReplaceGlobalTempView(view)
             snap = own.table(f"global_temp.{view}")
             snap = snap.select(*[c.col(x) for x in snap.columns if x not in c.RESERVED])
             self._check(snap)
@@ -156,6 +166,7 @@ class SnapshotFlow:
             )
         finally:
             spark.catalog.dropGlobalTempView(view)
+            df.unpersist()
         metrics.batches = 1
         self.ctx.metrics.merge(metrics)
         self.ctx.on_progress(self.ctx.metrics)
@@ -167,21 +178,23 @@ class SnapshotFlow:
                 self.flow,
                 f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': keys {missing} are not in the snapshot.",
             )
-        nulls = snap.where(
-            F.greatest(*[c.col(k).isNull() for k in self.keys])
-            if len(self.keys) > 1
-            else c.col(self.keys[0]).isNull()
-        )
-        dup = snap.groupBy(*[c.col(k) for k in self.keys]).count().where(F.col("count") > 1)
-        bad = nulls.limit(1).count(), dup.limit(1).count()
-        if bad[0]:
-            raise CdcError(
-                self.flow, f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': a key column of the snapshot is NULL."
-            )
-        if bad[1]:
+        keys = [c.col(k) for k in self.keys]
+        null_key = snap.where(F.greatest(*[k.isNull() for k in keys]) if len(keys) > 1 else keys[0].isNull())
+        first_null = null_key.select(*keys).limit(1).collect()
+        if first_null:
             raise CdcError(
                 self.flow,
-                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has several rows for one key.",
+                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has a row whose key "
+                f"{_key_text(self.keys, first_null[0])} is NULL; keys {self.keys} must be NOT NULL. "
+                "Drop or fix such rows in the source view (e.g. with an expect_or_drop on the key).",
+            )
+        dup = snap.groupBy(*keys).count().where(F.col("count") > 1).limit(1).collect()
+        if dup:
+            raise CdcError(
+                self.flow,
+                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has {dup[0]['count']} rows for key "
+                f"{_key_text(self.keys, dup[0])}; keys {self.keys} must identify one row of a snapshot. "
+                "Deduplicate the source view or declare the full key.",
             )
 
     def _ensure_target(self, spark: SparkSession, snap: DataFrame, version: Any) -> None:
