@@ -62,6 +62,8 @@ class UpdateFailed(PipelineError):
 
 
 _PY4J_CALL = "An error occurred while calling"
+_TRACEBACK = "Traceback (most recent call last):"
+_SPARK_RESUMES = ("SQLSTATE", "=== ", "JVM stacktrace", "at ", "Caused by")
 _PYTHON_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit): ")
 _JAVA_ERROR_LINE = re.compile(r"^(?:Caused by: |: )?((?:[a-z]\w*\.)+[A-Z]\w*(?:Exception|Error): .*)")
 
@@ -76,6 +78,12 @@ def error_summary(err: BaseException) -> str:
     if isinstance(err, PipelineError):
         return text.splitlines()[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines[0].endswith(_TRACEBACK):  # Spark's line, then the Python traceback of a data source or UDF
+        python = _python_error(text)
+        if python:
+            where = lines[0][: -len(_TRACEBACK)].rstrip(": ")
+            where = where[where.rfind("[") :] if "[" in where else where
+            return f"{python} ({where})"
     if not (lines[0].startswith(_PY4J_CALL) or "thrown from the Python worker" in lines[0]):
         return f"{type(err).__name__}: {lines[0]}"
     java = [m.group(1) for m in map(_JAVA_ERROR_LINE.match, lines[1:]) if m]
@@ -86,6 +94,26 @@ def error_summary(err: BaseException) -> str:
     if python:
         return python[-1] + (f" ({spark[:300]})" if spark else "")
     return re.sub(r"^(?:[a-z]\w*\.)+", "", java[-1]) if java else lines[0]
+
+
+def _python_error(text: str) -> str | None:
+    """The error a Python traceback in `text` ends with: `Class: message` (module path left out) with the
+    message's further lines, up to where Spark's own text resumes; None without a traceback."""
+    raw = text.splitlines()
+    heads = [i for i, line in enumerate(raw) if line.rstrip().endswith(_TRACEBACK)]
+    if not heads:
+        return None
+    i = heads[-1] + 1
+    while i < len(raw) and (raw[i].startswith("  ") or not raw[i].strip()):  # frames and their code lines
+        i += 1
+    if i >= len(raw):
+        return None
+    block = [re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))", "", raw[i].strip())]
+    for line in raw[i + 1 :]:
+        if line.strip().startswith(_SPARK_RESUMES) or _JAVA_ERROR_LINE.match(line.strip()):
+            break
+        block.append(line.rstrip())
+    return re.sub(r"(?:\s*SQLSTATE: \w+)+$", "", "\n".join(block).strip()).strip() or None
 
 
 def causes(err: BaseException) -> Iterator[BaseException]:

@@ -19,7 +19,7 @@ from pyspark.sql.types import StructType
 from localdlt import context, flowretry, freshness
 from localdlt import expectations as exp
 from localdlt.analysis import Analysis
-from localdlt.errors import DefinitionError, FlowError, error_summary
+from localdlt.errors import DefinitionError, FlowError, PipelineError, error_summary
 from localdlt.eventlog import EventLog
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
@@ -124,8 +124,14 @@ class Update:
         """Create missing tables, and reset those chosen for a full refresh (unless reset is disallowed)."""
         selection = self.refresh_selection()
         with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
-            for fut in [pool.submit(self._setup_table, name, selection) for name in self.analysis.order]:
-                fut.result()
+            futures = {name: pool.submit(self._setup_table, name, selection) for name in self.analysis.order}
+            for name, fut in futures.items():
+                try:
+                    fut.result()
+                except PipelineError:
+                    raise
+                except Exception as err:
+                    raise DefinitionError(f"Cannot set up table '{name}': {error_summary(err)}") from err
 
     def _setup_table(self, name: str, selection: set[str]) -> None:
         ds = self.graph.datasets[name]
@@ -155,9 +161,7 @@ class Update:
         if freshness.delta_version(path) is not None:  # a Delta table already (read from its log folder)
             same_shape = _same_columns(self.spark.read.format("delta").load(path).schema, schema)
             if same_shape and replace:
-                self.spark.sql(
-                    f"DELETE FROM delta.`{path.replace(chr(96), chr(96) * 2)}`"
-                )  # truncate: keeps properties and history
+                self._truncate(ds, path)
                 return
             if same_shape or (ds.kind != "table" and not replace):
                 return  # streaming tables evolve by adding columns (mergeSchema) as they append
@@ -175,6 +179,24 @@ class Update:
             builder.execute()
         except Exception as err:
             raise DefinitionError(f"Cannot set up table '{ds.name}' at {path}: {error_summary(err)}") from err
+
+    def _truncate(self, ds: Dataset, path: str) -> None:
+        """Empty the table for a full refresh, keeping its properties and history. An append-only table
+        (`delta.appendOnly`) refuses deletes: a full refresh lifts that for the truncation only."""
+        table = f"delta.`{path.replace(chr(96), chr(96) * 2)}`"
+        properties = DeltaTable.forPath(self.spark, path).detail().first().properties or {}
+        append_only = str(properties.get("delta.appendOnly", "false")).lower() == "true"
+        try:
+            if append_only:
+                self.spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'false')")
+            self.spark.sql(f"DELETE FROM {table}")
+        except Exception as err:
+            raise DefinitionError(
+                f"Cannot empty table '{ds.name}' at {path} for a full refresh: {error_summary(err)}"
+            ) from err
+        finally:
+            if append_only:
+                self.spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'true')")
 
     # ------------------------------------------------------------------------------------------- run
     def run_flows(self) -> None:
