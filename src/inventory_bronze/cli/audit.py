@@ -15,8 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "audit",
         help="derive the audit tables from the pipelines' event logs",
-        description="Derive bz_audit_log (one row per bronze table per finished update) and "
+        description="Derive bz_audit_log (one row per bronze table per update) and "
         "bz_audit_expectations (one row per expectation per table per update) from the event logs. "
+        "A running update (continuous) gets its figures so far, replaced by the final ones once it ended; "
+        "rerunning adds nothing. "
         "Locally: every STORAGE/<pipeline>/system/events, into STORAGE/audit/<table>. On Databricks "
         "(--catalog/--schema/--event-log): the published event log tables, into catalog.schema.<table>.",
     )
