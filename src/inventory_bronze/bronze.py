@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -101,10 +102,125 @@ def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> Da
     )
     what = f"snapshot of {declared.qualified}"
     credentials = f"from secrets '{conn.user_secret}'/'{conn.password_secret}'"
+    check_snapshot_values(conn, declared)
     frame = retry.call(
         reader.load, what=what, host=conn.describe(), secrets=[conn.password], credentials=credentials
     )
+    check_snapshot_types(frame, declared)
     return frame.select(*declared.column_names)
+
+
+# declared PostgreSQL type -> the Spark type the JDBC read gives it (preferTimestampNTZ)
+_JDBC_TYPES = {
+    "bigint": "bigint",
+    "integer": "int",
+    "smallint": "smallint",
+    "boolean": "boolean",
+    "date": "date",
+    "text": "string",
+    "jsonb": "string",
+    "uuid": "string",
+    "timestamp": "timestamp_ntz",
+    "timestamptz": "timestamp",
+    "double precision": "double",
+    "real": "float",
+}
+
+
+def _spark_type_of(type_: str) -> str | None:
+    t = type_.lower().replace(" ", "")
+    if t.startswith("numeric(") or t.startswith("decimal("):
+        return "decimal" + t[t.index("(") :]
+    if t.startswith(("varchar", "character varying", "char")):
+        return "string"
+    return _JDBC_TYPES.get(type_.lower())
+
+
+def check_snapshot_types(frame: DataFrame, declared: Any) -> None:
+    """Fail when a source column's type is no longer the declared one (bronze's schema would drift
+    silently: a text column where an integer was, rules and MERGE comparing strings)."""
+    from inventory_bronze.source.errors import SnapshotError
+
+    found = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+    for column in declared.columns:
+        expected = _spark_type_of(column.type)
+        actual = found.get(column.name)
+        if expected is None or actual is None or actual == expected:
+            continue
+        raise SnapshotError(
+            f"{declared.qualified}.{column.name} changed type: declared {column.type} (Spark {expected}), "
+            f"the source now has Spark {actual}. Restore the column's type at the source, or change its "
+            "declaration (src/inventory_bronze/source/schema.py) and run a full refresh of the table."
+        )
+
+
+# PostgreSQL values with no Spark counterpart: the JDBC read fails on them without naming table or column
+_NUMERIC_SPECIALS = ("NaN", "Infinity", "-Infinity")
+_TIME_SPECIALS = ("infinity", "-infinity")
+
+
+def _special_values(type_: str) -> tuple[str, ...]:
+    t = type_.lower()
+    if t.startswith(("numeric", "decimal")):
+        return _NUMERIC_SPECIALS
+    if t.startswith(("timestamp", "date")):
+        return _TIME_SPECIALS
+    return ()
+
+
+def check_snapshot_values(conn: Any, declared: Any) -> None:
+    """Fail before the snapshot is read when a numeric column holds NaN or +-Infinity, or a date/timestamp
+    column +-infinity: Spark's decimal and time types cannot hold them and the JDBC read would fail with
+    an error naming neither table nor column. One indexed-or-scanning query per snapshot; if it cannot
+    run (the source is down, a column is gone), the snapshot read itself reports that."""
+    import psycopg
+    from psycopg import sql
+
+    from inventory_bronze.source.capture_connection import open_connection
+    from inventory_bronze.source.errors import SnapshotError
+
+    checks = [(c.name, _special_values(c.type)) for c in declared.columns if _special_values(c.type)]
+    if not checks:
+        return
+    conditions = [
+        sql.SQL("{}::text IN ({})").format(sql.Identifier(name), sql.SQL(", ").join(map(sql.Literal, values)))
+        for name, values in checks
+    ]
+    which = sql.SQL("CASE {} END").format(
+        sql.SQL(" ").join(
+            sql.SQL("WHEN {} THEN {}").format(cond, sql.Literal(name))
+            for cond, (name, _) in zip(conditions, checks, strict=True)
+        )
+    )
+    value = sql.SQL("CASE {} END").format(
+        sql.SQL(" ").join(
+            sql.SQL("WHEN {} THEN {}::text").format(cond, sql.Identifier(name))
+            for cond, (name, _) in zip(conditions, checks, strict=True)
+        )
+    )
+    key = declared.primary_key[0]
+    query = sql.SQL(
+        "SELECT {key}::text, {which}, {value}, count(*) OVER () FROM {table} WHERE {any} LIMIT 1"
+    ).format(
+        key=sql.Identifier(key),
+        which=which,
+        value=value,
+        table=declared.ident(),
+        any=sql.SQL(" OR ").join(conditions),
+    )
+    try:
+        with open_connection(conn) as pg:
+            found = pg.execute(query).fetchone()
+    except (psycopg.Error, OSError):
+        return
+    if found is None:
+        return
+    key_value, column, special, rows = found
+    raise SnapshotError(
+        f"{declared.qualified}.{column} holds {special} ({rows} row(s), e.g. {key}={key_value}), which "
+        f"Spark cannot represent, so the snapshot of {declared.qualified} cannot be read. Fix those rows at "
+        f"the source (e.g. set {column} to NULL or a real value) and run the update again."
+    )
 
 
 def change_stream(spark: SparkSession, table: str) -> DataFrame:

@@ -492,14 +492,7 @@ FAIL_CASES = [
 #: Findings of this corpus (reported, owners: runtime / bronze.py): the update fails and nothing wrong is
 #: written, but the error does not say enough yet; or a drift passes. Strict: a fix turns them into failures
 #: to update here.
-KNOWN_GAPS = {
-    "numeric NaN in a snapshot": "the JDBC read error reaches the update as 'An error occurred while calling "
-    "o….count' without table or column",
-    "numeric Infinity in a snapshot": "same opaque JDBC read error",
-    "timestamp infinity in a snapshot": "same opaque JDBC read error",
-    "column type changed": "bronze.snapshot keeps the source's new type (text) instead of failing: no type check "
-    "against the declared schema",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _fail_params() -> list[Any]:
