@@ -102,11 +102,11 @@ def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> Da
     )
     what = f"snapshot of {declared.qualified}"
     credentials = f"from secrets '{conn.user_secret}'/'{conn.password_secret}'"
-    check_snapshot_values(conn, declared)
     frame = retry.call(
         reader.load, what=what, host=conn.describe(), secrets=[conn.password], credentials=credentials
     )
     check_snapshot_types(frame, declared)
+    check_snapshot_values(conn, declared)  # after the load: the source is reachable, the secrets right
     return frame.select(*declared.column_names)
 
 
@@ -171,13 +171,13 @@ def _special_values(type_: str) -> tuple[str, ...]:
 def check_snapshot_values(conn: Any, declared: Any) -> None:
     """Fail before the snapshot is read when a numeric column holds NaN or +-Infinity, or a date/timestamp
     column +-infinity: Spark's decimal and time types cannot hold them and the JDBC read would fail with
-    an error naming neither table nor column. One indexed-or-scanning query per snapshot; if it cannot
-    run (the source is down, a column is gone), the snapshot read itself reports that."""
+    an error naming neither table nor column. One scan of the table per snapshot (it is read whole anyway);
+    if it cannot run (a column is gone, the source went away), the snapshot read itself reports that."""
     import psycopg
     from psycopg import sql
 
     from inventory_bronze.source.capture_connection import open_connection
-    from inventory_bronze.source.errors import SnapshotError
+    from inventory_bronze.source.errors import SnapshotError, SourceError
 
     checks = [(c.name, _special_values(c.type)) for c in declared.columns if _special_values(c.type)]
     if not checks:
@@ -211,7 +211,7 @@ def check_snapshot_values(conn: Any, declared: Any) -> None:
     try:
         with open_connection(conn) as pg:
             found = pg.execute(query).fetchone()
-    except (psycopg.Error, OSError):
+    except (psycopg.Error, OSError, SourceError):
         return
     if found is None:
         return
