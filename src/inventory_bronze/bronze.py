@@ -43,10 +43,12 @@ def _load(path: str) -> BronzeConfig:
     return cfg.load(path)
 
 
-def configuration(spark: SparkSession | None = None) -> BronzeConfig:
-    """The bronze configuration: `inventory.config_path` from the pipeline settings, else conf/tables.yml."""
-    path = None
-    if spark is not None:
+def configuration(
+    spark: SparkSession | None = None, path: str | os.PathLike[str] | None = None
+) -> BronzeConfig:
+    """The bronze configuration: `path` if given, else `inventory.config_path` from the pipeline settings,
+    else $INVENTORY_BRONZE_CONFIG, else the repository's conf/tables.yml."""
+    if path is None and spark is not None:
         path = spark.conf.get(CONF_CONFIG_PATH, None)
     return _load(str(path or os.environ.get("INVENTORY_BRONZE_CONFIG") or cfg.DEFAULT_PATH))
 

@@ -196,8 +196,29 @@ class EventLog:
                 rows, self._buffer = self._buffer, []
             if not rows:
                 return
-            df = self.spark.createDataFrame(rows, EVENT_SCHEMA)
+            df = self.spark.createDataFrame(_arrow_table(rows), EVENT_SCHEMA)
             df.coalesce(1).write.format("delta").mode("append").save(self.path)
+
+
+def _as_dict(value: Any, datatype: Any) -> Any:
+    """A row tuple (nested tuples for structs) as the nested dicts Arrow takes."""
+    if value is None:
+        return None
+    if isinstance(datatype, StructType):
+        return {f.name: _as_dict(v, f.dataType) for f, v in zip(datatype.fields, value, strict=True)}
+    if isinstance(datatype, ArrayType):
+        return [_as_dict(v, datatype.elementType) for v in value]
+    return value
+
+
+def _arrow_table(rows: list[tuple[Any, ...]]) -> Any:
+    """The events as an Arrow table: Spark reads it in the JVM, so writing events never starts Python
+    workers (a local list would: seconds of the first flush of every process)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(EVENT_SCHEMA, timezone="UTC")
+    return pa.Table.from_pylist([_as_dict(r, EVENT_SCHEMA) for r in rows], schema=schema)
 
 
 def _error_struct(error: BaseException) -> tuple[Any, ...]:

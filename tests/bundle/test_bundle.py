@@ -223,7 +223,10 @@ def test_hourly_job_updates_then_audits_then_maintains() -> None:
     for key in ("audit", "maintain"):
         wheel = tasks[key]["python_wheel_task"]
         assert (wheel["package_name"], wheel["entry_point"]) == ("inventory_bronze", "inventory-bronze")
-        assert wheel["parameters"][:5] == [key, "--catalog", "workspace", "--schema", "inventory_bronze"]
+        params = wheel["parameters"]
+        assert params[0] == key
+        assert params[params.index("--catalog") + 1] == "workspace"
+        assert params[params.index("--schema") + 1] == "inventory_bronze"
     for task in tasks.values():
         assert task["max_retries"] == 3 and task["min_retry_interval_millis"] >= 60_000
         assert task["retry_on_timeout"] is True
@@ -238,6 +241,21 @@ def test_audit_reads_the_event_logs_the_pipelines_publish() -> None:
             if params[:1] == ["audit"]:
                 named = {params[i + 1] for i, p in enumerate(params) if p == "--event-log"}
                 assert named and named <= event_logs
+
+
+def test_audit_tasks_read_the_configuration_the_pipelines_deploy() -> None:
+    """A wheel has no repository around it: the audit tasks name the deployed conf/tables.yml (the file
+    the pipelines read from the synced bundle files), resolved here against the bundle root."""
+    bundle = load_bundle(ROOT, "prod", user=USER)
+    audits = 0
+    for job in bundle.resources["jobs"].values():
+        for task in job["tasks"]:
+            params = task.get("python_wheel_task", {}).get("parameters", [])
+            if params[:1] == ["audit"]:
+                config = Path(params[params.index("--config") + 1])
+                assert config.resolve() == (ROOT / "conf" / "tables.yml").resolve(), task["task_key"]
+                audits += 1
+    assert audits == 2
 
 
 def test_wheel_task_parameters_are_commands_the_cli_accepts() -> None:

@@ -36,12 +36,12 @@ LOCAL_FOLDER = "audit"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def default_targets(spark: SparkSession | None = None) -> dict[str, str]:
-    """bz_<t> -> <source schema>.<t> for the ten tables of conf/tables.yml."""
+def default_targets(spark: SparkSession | None = None, config_path: str | None = None) -> dict[str, str]:
+    """bz_<t> -> <source schema>.<t> for the ten tables of the configuration (conf/tables.yml)."""
     from inventory_bronze import bronze
     from inventory_bronze.config import target_name
 
-    conf = bronze.configuration(spark)
+    conf = bronze.configuration(spark, config_path)
     return {target_name(t): f"{conf.source.schema_}.{t}" for t in conf.table_names}
 
 
@@ -271,13 +271,22 @@ def audit_catalog(
     schema: str,
     event_logs: Sequence[str],
     targets: Mapping[str, str] | None = None,
+    config_path: str | None = None,
 ) -> AuditResult:
-    """The derivation on Databricks: the published event log tables and the bronze tables by name."""
-    targets = dict(targets or default_targets(spark))
+    """The derivation on Databricks: the published event log tables and the bronze tables by name; the
+    tables come from `targets`, else from the configuration at `config_path` (the bundle's job passes the
+    deployed conf/tables.yml: a wheel has no repository around it)."""
+    targets = dict(targets or default_targets(spark, config_path))
     location = Location(catalog=catalog, schema=schema)
     for name in event_logs:
         if not _IDENT.match(name):
             raise ConfigError(f"--event-log {name!r} is not a plain identifier.")
+        if not location.exists(spark, name):
+            raise ConfigError(
+                f"Event log table {name!r} not found in {catalog}.{schema}: publish the pipeline's event log "
+                f"there (`event_log: {{name: {name}, catalog: {catalog}, schema: {schema}}}` in its pipeline "
+                "resource, resources/*.pipeline.yml) and run an update, or pass the name it is published under."
+            )
     events = _union([spark.read.table(location.ref(name)) for name in event_logs])
     bronze = {t: spark.read.table(location.ref(t)) for t in targets if location.exists(spark, t)}
     return derive_into(spark, events, location, targets, bronze)

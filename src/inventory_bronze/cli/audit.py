@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(--catalog/--schema/--event-log): the published event log tables, into catalog.schema.<table>.",
     )
     parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}")
-    parser.add_argument("--target", default="dev", help="bundle target (informational; default dev)")
     parser.add_argument(
         "--catalog", help="Unity Catalog catalog of the pipelines (with --schema, --event-log)"
     )
@@ -31,11 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--event-log", action="append", metavar="NAME", help="published event log table (repeatable)"
     )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the tables configuration (default: conf/tables.yml of the repository; the bundle's jobs pass "
+        "the deployed ${workspace.file_path}/conf/tables.yml)",
+    )
     parser.set_defaults(handler=_audit)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from inventory_bronze.audit.store import audit_catalog, audit_local
+    from inventory_bronze.audit.store import audit_catalog, audit_local, default_targets
     from localdlt.session import get_spark
 
     on_catalog = bool(args.catalog or args.schema or args.event_log)
@@ -43,10 +48,10 @@ def _audit(args: argparse.Namespace) -> int:
         raise SystemExit("--catalog, --schema and --event-log go together")
     spark = get_spark("inventory-bronze-audit")
     if on_catalog:
-        result = audit_catalog(spark, args.catalog, args.schema, args.event_log)
+        result = audit_catalog(spark, args.catalog, args.schema, args.event_log, config_path=args.config)
     else:
         if not Path(args.storage).is_dir():
             raise SystemExit(f"no pipeline storage at {args.storage} (run `inventory-bronze run` first)")
-        result = audit_local(spark, args.storage)
+        result = audit_local(spark, args.storage, targets=default_targets(spark, args.config))
     print(result.summary())
     return 0
