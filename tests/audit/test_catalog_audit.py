@@ -5,6 +5,7 @@ local derivation, and a rerun must add nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ def _rows(df: Any) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(scope="module")
-def published(spark: Any, tiny: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Location:
+def published(
+    spark: Any, tiny: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Location]:
     """The tiny pipeline's event log and bronze table published in a schema, as Databricks publishes them."""
     pipeline = tiny["storage"] / KEY
     location = tmp_path_factory.mktemp("catalog") / f"{SCHEMA}.db"
