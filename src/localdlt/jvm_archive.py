@@ -1,7 +1,7 @@
 """A class-data sharing (AppCDS) archive of the Spark + Delta driver JVM: the classes a pipeline update loads,
 parsed and verified once, then mapped into every later JVM instead of being loaded again from the jars.
 
-On two cores this halves Spark's start (about 10 s to 5 s) and takes seconds off the first jobs of every
+On two cores this cuts Spark's start from about 10 s to 4-6 s and takes seconds off the first jobs of every
 process (measured by `bench/bench_runtime.py`). The archive is specific to the Java binary, the pyspark
 version and the jars, and its file name is a hash of them: when any of them changes, no archive matches
 and Spark starts as it would without one until `scripts/setup` builds a new one. A JVM that finds the archive
@@ -117,7 +117,7 @@ def build(force: bool = False) -> Path | None:
     partial = path.with_suffix(f".partial-{os.getpid()}")
     env = {**os.environ, ENV_DUMP: str(partial)}
     started = time.monotonic()
-    print(f"jvm archive: training run to build {path.name} (about a minute)", file=sys.stderr, flush=True)
+    print(f"jvm archive: training run to build {path.name} (one to two minutes)", file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, "-m", "localdlt.jvm_archive", "--train"], env=env)
     if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
