@@ -99,6 +99,10 @@ EVENT_SCHEMA = StructType(
     ]
 )
 
+# No per-column statistics: nobody prunes files of an event log by column ranges, and collecting them is
+# most of a short update's first commit in a new process (JVM warm-up: 4.0-4.6 s -> 2.6-2.8 s).
+TABLE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
+
 _sequence_lock = threading.Lock()
 _last_sequence = 0
 
@@ -197,7 +201,10 @@ class EventLog:
             if not rows:
                 return
             df = self.spark.createDataFrame(_arrow_table(rows), EVENT_SCHEMA)
-            df.coalesce(1).write.format("delta").mode("append").save(self.path)
+            writer = df.coalesce(1).write.format("delta").mode("append")
+            for key, value in TABLE_PROPERTIES.items():  # taken when the first flush creates the table
+                writer = writer.option(key, value)
+            writer.save(self.path)
 
 
 def _as_dict(value: Any, datatype: Any) -> Any:

@@ -42,8 +42,8 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
     # LOCALDLT_JAVA_OPTIONS is appended to these. "-XX:TieredStopAtLevel=1" there (C1-only JIT) makes a
-    # short update in a new process faster (bench_runtime's no-change update 10.5 s -> 9.1 s after the JVM
-    # start) but heavier work about 25% slower (the CDC model and snapshot tests 217 s -> 272 s): not default.
+    # short update in a new process faster (bench_runtime's no-change update about 0.5-1 s less after the
+    # JVM start) but heavier work about 25% slower (the CDC model and snapshot tests 217 s -> 272 s).
     "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="
     + str(Path(__file__).with_name("log4j2.properties")),
     "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "localdlt-warehouse"),

@@ -56,6 +56,26 @@ def test_event_log_has_databricks_columns_and_origin(pipeline):
     assert statuses == ["STARTING", "RUNNING", "COMPLETED"]
 
 
+def test_event_log_collects_no_column_statistics(pipeline):
+    """Its commits carry a row count only (collecting min/max per column is most of a short update's first
+    commit); the property is set when the log is created and stays through later updates."""
+    pipeline.write("e.py", "@dlt.table\ndef e():\n    return spark.range(2)\n")
+    pipeline.run()
+    pipeline.run()
+    log = pipeline.storage / "system" / "events"
+    detail = pipeline.spark.sql(f"DESCRIBE DETAIL delta.`{log}`").first()
+    assert detail.properties["delta.dataSkippingNumIndexedCols"] == "0"
+    adds = [
+        json.loads(line)["add"]
+        for entry in sorted((log / "_delta_log").glob("*.json"))
+        for line in entry.read_text().splitlines()
+        if line.startswith('{"add"')
+    ]
+    assert len(adds) >= 2
+    assert all(set(json.loads(a["stats"])) == {"numRecords", "tightBounds"} for a in adds)
+    assert pipeline.events().where("event_type = 'create_update'").count() == 2
+
+
 def test_continuous_mode_keeps_processing_until_stopped(pipeline):
     src = pipeline.append_source("ticks", [(0,)], "n INT")
     pipeline.write(

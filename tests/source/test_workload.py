@@ -119,3 +119,18 @@ def test_arguments_are_checked(pg_seeded) -> None:
 def test_empty_tables_ask_for_a_seed(pg_schema) -> None:
     with pytest.raises(WorkloadError, match="inventory-bronze seed"):
         run_changes(pg_schema, count=5, quiet=True)
+
+
+def test_a_dirty_seed_does_not_break_the_workload(pg_server) -> None:
+    """Orphaned references of a dirty seed (lines naming no product) are never copied into new rows: a
+    return of such a line would violate the returns' foreign key."""
+    seed_database(pg_server, scale=0.002, seed=5, dirty_rate=0.5, quiet=True)
+    with pg_server.connect() as conn:
+        orphans = conn.execute(
+            "SELECT count(*) FROM tests.order_details d WHERE NOT EXISTS "
+            '(SELECT 1 FROM tests.products p WHERE p."Product_ID" = d."Product_ID")'
+        ).fetchone()
+    assert orphans is not None and orphans[0] > 0  # the seed has what the workload must step around
+    report = run_changes(pg_server, count=3000, seed=11, quiet=True)
+    assert report.transactions["return_item"] > 0
+    assert report.by_table()["returns"]["insert"] > 0
