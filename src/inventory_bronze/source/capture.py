@@ -293,30 +293,51 @@ class SnapshotPartition(InputPartition):
         return f"SnapshotPartition(table={self.table!r}, lsn={lsn_text(self.lsn)})"
 
 
-def read_snapshot(partition: SnapshotPartition, schema: StructType) -> Iterator[tuple]:
-    from psycopg import sql
+def read_snapshot(partition: SnapshotPartition, schema: StructType) -> Iterator[Any]:
+    """The table's rows in one REPEATABLE READ transaction: Arrow batches through COPY where every column
+    type allows (`snapshot_copy`, several times faster), else tuples through a server-side cursor."""
+    from inventory_bronze.source import snapshot_copy
 
     schema_name, table = split_table(partition.table)
     builder = _RowBuilder(schema, partition.table)
-    columns = [f.name for f in builder.data_fields]
-    query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns),
-        sql.Identifier(schema_name, table),
-    )
     seq = (partition.lsn << SEQ_SHIFT) - 1  # below every change of the stream
     with open_connection(partition.conn, autocommit=False, retry_for_s=partition.reconnect_timeout_s) as conn:
         prepare_session(conn)
         conn.commit()
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         (now,) = conn.execute("SELECT now()").fetchone()
-        with conn.cursor(name="pgcdc_snapshot") as cursor:
-            cursor.itersize = SNAPSHOT_FETCH_ROWS
-            cursor.execute(query)
-            for record in cursor:
-                yield builder.row(
-                    "snapshot", dict(zip(columns, record, strict=True)), partition.lsn, now, seq
-                )
+        if snapshot_copy.arrow_supported(builder.data_fields):
+            target = arrow_schema(schema)
+            meta = {
+                "_op": "snapshot",
+                "_lsn": partition.lsn,
+                "_commit_ts": now,
+                "_seq": seq,
+                "_unchanged_cols": [],
+            }
+            for batch in snapshot_copy.copy_batches(conn, schema_name, table, builder.data_fields):
+                yield snapshot_copy.with_constants(batch, target, meta)
+        else:
+            yield from _snapshot_rows(conn, builder, partition.table, partition.lsn, now, seq)
         conn.rollback()
+
+
+def _snapshot_rows(
+    conn: psycopg.Connection, builder: _RowBuilder, qualified: str, lsn: int, now: dt.datetime, seq: int
+) -> Iterator[tuple]:
+    from psycopg import sql
+
+    schema_name, table = split_table(qualified)
+    columns = [f.name for f in builder.data_fields]
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns),
+        sql.Identifier(schema_name, table),
+    )
+    with conn.cursor(name="pgcdc_snapshot") as cursor:
+        cursor.itersize = SNAPSHOT_FETCH_ROWS
+        cursor.execute(query)
+        for record in cursor:
+            yield builder.row("snapshot", dict(zip(columns, record, strict=True)), lsn, now, seq)
 
 
 # --- the source -----------------------------------------------------------------------------------------
