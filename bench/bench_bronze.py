@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cdc-seconds", type=float, default=60, help="length of the lag test (60 s)")
     parser.add_argument("--skip-seed-approach", action="store_true", help="do not run the seed's approach")
     parser.add_argument("--skip-cdc", action="store_true", help="do not run the continuous lag test")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="write Spark's event log and print, per flow, where the initial load and the update spent their time",
+    )
     parser.add_argument("--work", type=Path, default=WORK, help=f"server and storage folder (default {WORK})")
 
 
@@ -166,9 +171,10 @@ class Bench:
         fig = Figure(name, 0.0, rows)
         self.sampler.reset_phase()
         cpu, pg = tree_cpu(self.sampler.root), server_cpu(self.pg_pid)
-        started = time.perf_counter()
+        started, started_ms = time.perf_counter(), int(time.time() * 1000)
         yield fig
         fig.seconds = time.perf_counter() - started
+        fig.extra["window_ms"] = (started_ms, int(time.time() * 1000))
         fig.cpu = tree_cpu(self.sampler.root) - cpu
         fig.pg_cpu = server_cpu(self.pg_pid) - pg
         fig.peak_rss = max(self.sampler.phase_peak, self.sampler.rss())
@@ -376,7 +382,9 @@ def run(args: argparse.Namespace) -> int:
     with bench.measure("jvm", "Spark/JVM start"):
         # On a busy machine a Python worker (data source, UDF) can take minutes to start: wait longer
         # than the session's default before failing the run.
-        spark = get_spark("inventory-bronze", {"spark.python.authenticate.socketTimeout": "900s"})
+        spark = get_spark(
+            "inventory-bronze", {"spark.python.authenticate.socketTimeout": "900s", **profile_conf(args)}
+        )
         spark.range(1).count()
 
     # --- our initial load
@@ -387,6 +395,7 @@ def run(args: argparse.Namespace) -> int:
     with bench.measure("initial", "ours: initial load (full refresh, both pipelines)", rows) as fig:
         results = run_pipelines(storage=storage, full_refresh=True, quiet=True)
         fig.extra["pipelines"] = {k: round(r.seconds, 1) for k, r in results.items()}
+        fig.extra["flows"] = flow_seconds(results)
     print_flows(results)
     failed = [k for k, r in results.items() if not r.ok]
     if failed:
@@ -402,8 +411,9 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_changes(info, count=args.changes, seed=args.seed + 1, quiet=True)
     print(f"  workload: {report.total_changes:,} changes in {report.seconds:.1f} s")
-    with bench.measure("incremental", f"ours: update after {report.total_changes:,} changes", rows):
+    with bench.measure("incremental", f"ours: update after {report.total_changes:,} changes", rows) as fig:
         results = run_pipelines(storage=storage, quiet=True)
+        fig.extra["flows"] = flow_seconds(results)
     print_flows(results)
     failed = [k for k, r in results.items() if not r.ok]
     if failed:
@@ -415,7 +425,37 @@ def run(args: argparse.Namespace) -> int:
         lags = cdc_lag(args, bench, spark, info, storage, rows)
 
     bench.sampler.stop()
-    return report_results(args, bench, counts, lags)
+    status = report_results(args, bench, counts, lags)
+    if args.profile:
+        spark.stop()  # Spark's event log complete on disk
+        print_profiles(args, bench)
+    return status
+
+
+def flow_seconds(results: dict[str, Any]) -> dict[str, float]:
+    return {name: o.seconds for r in results.values() for name, o in r.flows.items()}
+
+
+def profile_conf(args: argparse.Namespace) -> dict[str, str]:
+    """Spark's event log (the data behind the Spark UI), with --profile."""
+    if not args.profile:
+        return {}
+    events = args.work / "spark-events"
+    shutil.rmtree(events, ignore_errors=True)
+    events.mkdir(parents=True)
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()}
+
+
+def print_profiles(args: argparse.Namespace, bench: Bench) -> None:
+    from spark_profile import profile, report
+
+    for key in ("initial", "incremental"):
+        fig = bench.figures[key]
+        since, until = fig.extra["window_ms"]
+        print(
+            f"\nwhere the time went, {fig.name} ({fig.seconds:.1f} s; Spark's event log, {args.work / 'spark-events'}):"
+        )
+        print(report(profile(args.work / "spark-events", since, until), fig.extra["flows"]))
 
 
 def print_flows(results: dict[str, Any], top: int = 8) -> None:

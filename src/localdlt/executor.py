@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -318,7 +319,7 @@ class Update:
         """One attempt at running the flow; True when it did not fail."""
         try:
             session = self._session_for(flow, ds)
-            with self.proxy.using(session):
+            with self.proxy.using(session), _jobs_named_after(session, flow.name, self.events.update_id):
                 outcome.no_op_reason = self._execute(flow, ds, session, outcome)
             outcome.status = "COMPLETED" if not self.stop_event.is_set() else "STOPPED"
             return True
@@ -595,6 +596,19 @@ def _same_columns(a: StructType, b: StructType) -> bool:
     return [(f.name.lower(), f.dataType) for f in a.fields] == [
         (f.name.lower(), f.dataType) for f in b.fields
     ]
+
+
+@contextmanager
+def _jobs_named_after(spark: SparkSession, flow: str, update_id: str) -> Iterator[None]:
+    """Spark jobs of this thread carry the flow's name as their job group (the Spark UI's jobs page, and
+    Spark's event log for profiling); a streaming query started here keeps it for its whole run."""
+    sc = spark.sparkContext
+    sc.setJobGroup(flow, f"flow {flow} (update {update_id})", interruptOnCancel=False)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
 
 
 def _quality_only(m: FlowMetrics) -> FlowMetrics:

@@ -76,6 +76,25 @@ def test_event_log_collects_no_column_statistics(pipeline):
     assert pipeline.events().where("event_type = 'create_update'").count() == 2
 
 
+def test_spark_jobs_are_named_after_their_flow(pipeline):
+    """Each flow's Spark jobs carry its name as their job group (the Spark UI's jobs page, Spark's event log
+    for profiling)."""
+    pipeline.write(
+        "g.py",
+        "@dlt.table\ndef g_one():\n    return spark.range(3)\n\n"
+        "@dlt.table\ndef g_two():\n    return dlt.read('g_one').where('id > 0')\n",
+    )
+    pipeline.run()
+    tracker = pipeline.spark.sparkContext.statusTracker()
+    for flow in ("g_one", "g_two"):
+        jobs = tracker.getJobIdsForGroup(flow)
+        assert jobs, flow
+        assert all(tracker.getJobInfo(j).status == "SUCCEEDED" for j in jobs)
+    before = len(tracker.getJobIdsForGroup("g_one"))
+    pipeline.spark.range(1).count()  # jobs outside a flow are not counted against it
+    assert len(tracker.getJobIdsForGroup("g_one")) == before
+
+
 def test_continuous_mode_keeps_processing_until_stopped(pipeline):
     src = pipeline.append_source("ticks", [(0,)], "n INT")
     pipeline.write(
