@@ -443,7 +443,12 @@ def profile_conf(args: argparse.Namespace) -> dict[str, str]:
     events = args.work / "spark-events"
     shutil.rmtree(events, ignore_errors=True)
     events.mkdir(parents=True)
-    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()}
+    return {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": events.as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.eventLog.rolling.enabled": "false",
+    }
 
 
 def print_profiles(args: argparse.Namespace, bench: Bench) -> None:

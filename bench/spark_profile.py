@@ -12,7 +12,9 @@ flow's time no job was running: the driver's part (query analysis and planning, 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +54,28 @@ class GroupProfile:
         return total
 
 
+def _log_files(directory: Path) -> list[Path]:
+    """The event log's files in order: one file, or Spark 4's rolling folders (events_<n>_<app>[.zstd])."""
+
+    def order(path: Path) -> tuple[str, int]:
+        match = re.match(r"events_(\d+)_", path.name)
+        return (str(path.parent), int(match.group(1)) if match else 0)
+
+    files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))]
+    return sorted(files, key=order)
+
+
 def _lines(directory: Path) -> list[dict]:
     events = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file():
-            with path.open() as handle:
-                for line in handle:
-                    if line.strip():
-                        events.append(json.loads(line))
+    for path in _log_files(directory):
+        if path.suffix == ".zstd":
+            import zstandard
+
+            with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+                text = io.TextIOWrapper(reader, encoding="utf-8").read()
+        else:
+            text = path.read_text()
+        events.extend(json.loads(line) for line in text.splitlines() if line.strip())
     return events
 
 
@@ -70,6 +86,14 @@ def _what(start: dict) -> str:
     top = next((p for p in plan if p.strip() and not p.startswith("==")), "")
     text = description[0] if description else top
     return " ".join(text.replace("*", "").split())[:70]
+
+
+def _group(props: dict) -> str:
+    """The flow a job ran for: its job group, or for a streaming query's job (Spark sets the query's run id
+    as the group) the query's name, the first line of the job description."""
+    if "sql.streaming.queryId" in props:
+        return (props.get("spark.job.description") or "?").splitlines()[0].removeprefix("Delta: ")
+    return props.get("spark.jobGroup.id") or "(no flow: runtime, event log, set-up)"
 
 
 def profile(directory: Path, since_ms: int = 0, until_ms: int = 2**62) -> dict[str, GroupProfile]:
@@ -89,7 +113,7 @@ def profile(directory: Path, since_ms: int = 0, until_ms: int = 2**62) -> dict[s
             if not since_ms <= submitted <= until_ms:
                 continue
             props = event.get("Properties") or {}
-            group = props.get("spark.jobGroup.id") or "(no flow: runtime, event log, set-up)"
+            group = _group(props)
             job = int(event["Job ID"])
             job_group[job], job_start[job] = group, submitted
             for stage in event.get("Stage IDs", []):
