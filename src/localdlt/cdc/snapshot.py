@@ -179,21 +179,29 @@ class SnapshotFlow:
                 f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': keys {missing} are not in the snapshot.",
             )
         keys = [c.col(k) for k in self.keys]
-        null_key = snap.where(F.greatest(*[k.isNull() for k in keys]) if len(keys) > 1 else keys[0].isNull())
-        first_null = null_key.select(*keys).limit(1).collect()
-        if first_null:
+        # one job for both checks: a NULL key forms a group of its own; such a group is reported first
+        has_null = F.greatest(*[k.isNull() for k in keys]) if len(keys) > 1 else keys[0].isNull()
+        bad = (
+            snap.groupBy(*keys)
+            .count()
+            .withColumn("__null_key", has_null)
+            .where(F.col("__null_key") | (F.col("count") > 1))
+            .orderBy(F.col("__null_key").desc())
+            .limit(1)
+            .collect()
+        )
+        if bad and bad[0]["__null_key"]:
             raise CdcError(
                 self.flow,
                 f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has a row whose key "
-                f"{_key_text(self.keys, first_null[0])} is NULL; keys {self.keys} must be NOT NULL. "
+                f"{_key_text(self.keys, bad[0])} is NULL; keys {self.keys} must be NOT NULL. "
                 "Drop or fix such rows in the source view (e.g. with an expect_or_drop on the key).",
             )
-        dup = snap.groupBy(*keys).count().where(F.col("count") > 1).limit(1).collect()
-        if dup:
+        if bad:
             raise CdcError(
                 self.flow,
-                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has {dup[0]['count']} rows for key "
-                f"{_key_text(self.keys, dup[0])}; keys {self.keys} must identify one row of a snapshot. "
+                f"AUTO CDC FROM SNAPSHOT flow '{self.flow}': the snapshot has {bad[0]['count']} rows for key "
+                f"{_key_text(self.keys, bad[0])}; keys {self.keys} must identify one row of a snapshot. "
                 "Deduplicate the source view or declare the full key.",
             )
 
@@ -275,6 +283,7 @@ class SnapshotFlow:
             .when(both & ~same(untracked), F.lit("inplace")),
         ).where(F.col("__kind").isNotNull())
         base = [*[c.col(k) for k in keys], *[c.col(v) for v in values]]
+        base.append(F.col("__kind"))
         src = (
             j.where(F.col("__kind").isin("new", "changed"))
             .select(*base, F.lit("insert").alias("__a"))
@@ -285,8 +294,14 @@ class SnapshotFlow:
             .withColumn("__v", _version_lit(version))
         ).persist()
         try:
-            src.count()
-            kinds = {r["__kind"]: r["n"] for r in j.groupBy("__kind").agg(F.count("*").alias("n")).collect()}
+            # the kinds from the cached rows (a changed key has an insert and a close row: count one)
+            kinds = {
+                r["__kind"]: r["n"]
+                for r in src.where((F.col("__a") != "close") | (F.col("__kind") == "gone"))
+                .groupBy("__kind")
+                .agg(F.count("*").alias("n"))
+                .collect()
+            }
             on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
             on += f" AND t.{q(c.END_AT)} IS NULL AND s.__a <> 'insert'"
             insert = {q(x): f"s.{q(x)}" for x in [*keys, *values]}
