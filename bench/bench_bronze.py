@@ -454,13 +454,15 @@ def profile_conf(args: argparse.Namespace) -> dict[str, str]:
 def print_profiles(args: argparse.Namespace, bench: Bench) -> None:
     from spark_profile import profile, report
 
-    for key in ("initial", "incremental"):
-        fig = bench.figures[key]
+    for key in ("initial", "incremental", "cdc"):
+        fig = bench.figures.get(key)
+        if fig is None:
+            continue
         since, until = fig.extra["window_ms"]
         print(
             f"\nwhere the time went, {fig.name} ({fig.seconds:.1f} s; Spark's event log, {args.work / 'spark-events'}):"
         )
-        print(report(profile(args.work / "spark-events", since, until), fig.extra["flows"]))
+        print(report(profile(args.work / "spark-events", since, until), fig.extra.get("flows")))
 
 
 def print_flows(results: dict[str, Any], top: int = 8) -> None:

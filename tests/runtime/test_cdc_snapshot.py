@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from localdlt.cdc.common import delta_exists
+from localdlt.errors import FlowError
 from tests.runtime.cdc_harness import CdcHarness
 
 SCHEMA = "id INT, name STRING, city STRING"
@@ -64,3 +68,49 @@ def test_dataset_source_scd1(spark, tmp_path):
     ctx = h.run(f)
     assert h.rows() == [(2, "b", "y2"), (3, "c", "z")]
     assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (2, 1)
+
+
+def _one_snapshot_source(spark, rows, schema=SCHEMA):
+    def source(latest):
+        return None if latest is not None else (spark.createDataFrame(rows, schema), 1)
+
+    return source
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([(1, "a", "x"), (None, "b", "y")], r"key \(id=None\) is NULL; keys \['id'\] must be NOT NULL"),
+        ([(1, "a", "x"), (1, "a2", "x"), (2, "b", "y")], r"has 2 rows for key \(id=1\); keys \['id'\] must"),
+        # both: the NULL key is the one reported
+        ([(1, "a", "x"), (1, "a2", "x"), (None, "b", "y")], r"key \(id=None\) is NULL"),
+    ],
+    ids=["null-key", "duplicate-key", "null-before-duplicate"],
+)
+def test_a_snapshot_with_a_bad_key_fails_and_writes_nothing(spark, tmp_path, rows, message):
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    flow = h.snapshot_flow(source=_one_snapshot_source(spark, rows), keys=["id"])
+    with pytest.raises(FlowError, match=message):
+        h.run(flow)
+    assert not delta_exists(spark, h.target_path) or h.rows() == []
+
+
+def test_scd2_counts_each_kind_of_change_once(spark, tmp_path):
+    """New and changed keys are upserts (a changed key once, though it closes a version and opens one), gone
+    keys deletes, unchanged keys nothing."""
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    state = {"rows": [(1, "a", "x"), (2, "b", "y"), (3, "c", "z"), (5, "e", "v")]}
+
+    def source(latest):
+        version = 1 if latest is None else latest + 1
+        return None if version > state["version"] else (spark.createDataFrame(state["rows"], SCHEMA), version)
+
+    state["version"] = 1
+    flow = h.snapshot_flow(source=source, keys=["id"], stored_as_scd_type=2)
+    ctx = h.run(flow)
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (4, 0)
+    state["rows"] = [(1, "a", "x"), (2, "b2", "y"), (4, "d", "w"), (5, "e2", "v2")]  # 2, 5 changed; 3 gone
+    state["version"] = 2
+    ctx = h.run(flow)
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (3, 1)
+    assert len(h.rows()) == 7  # 1, 2, 2', 3 (closed), 4, 5, 5'
