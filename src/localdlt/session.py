@@ -44,9 +44,9 @@ LOCAL_CONF: dict[str, str] = {
     # LOCALDLT_JAVA_OPTIONS is appended to these. "-XX:TieredStopAtLevel=1" there (C1-only JIT) makes a
     # short update in a new process faster (bench_runtime's no-change update about 0.5-1 s less after the
     # JVM start) but heavier work about 25% slower (the CDC model and snapshot tests 217 s -> 272 s).
-    # Spark compiles code for every query; in a long update the JIT's code cache (240 MB by default) nearly
-    # fills (180 MB after the scale-0.1 benchmark's two updates), and a full one stops the JIT: room to spare.
-    "spark.driver.extraJavaOptions": "-XX:+UseG1GC -XX:ReservedCodeCacheSize=512m -Dlog4j2.configurationFile="
+    # The JIT's code cache stays at its default (240 MB): 512 MB made the bench's batch-pipeline update 58%
+    # slower (190 s vs 120 s, bench/bench_bronze.py's storage at scale 0.1, one run each, 2026-11-26).
+    "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="
     + str(Path(__file__).with_name("log4j2.properties")),
     "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "localdlt-warehouse"),
 }
