@@ -58,7 +58,7 @@ import os
 import re
 import secrets as _random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # at run time: pandas_udf reads the UDFs' type hints
@@ -232,14 +232,22 @@ def _aad(table: str, column: str) -> bytes:
     return f"{table.lower()}.{column.lower()}".encode("ascii")
 
 
-def _seal(aead: AESGCM, nonce_key: bytes, aad: bytes, plaintext: str) -> str:
-    data = plaintext.encode("utf-8")
-    nonce = hmac.new(nonce_key, aad + b"\x00" + data, hashlib.sha256).digest()[:NONCE_BYTES]
-    return (
-        base64.urlsafe_b64encode(VERSION + nonce + aead.encrypt(nonce, data, aad))
-        .rstrip(b"=")
-        .decode("ascii")
-    )
+def _sealer(encrypt_key: bytes, nonce_key: bytes, aad: bytes) -> Callable[[str], str]:
+    """The v1 encryption of one value of a column: the nonce is an HMAC of the column's AAD and the value
+    (deterministic, so equal values encrypt equally). The keyed HMAC and the cipher are set up once and
+    copied per value (a batch of values costs about 45% less CPU than setting them up per value)."""
+    encrypt = AESGCM(encrypt_key).encrypt
+    keyed = hmac.new(nonce_key, aad + b"\x00", hashlib.sha256)
+    encode = base64.urlsafe_b64encode
+
+    def seal(plaintext: str) -> str:
+        data = plaintext.encode("utf-8")
+        mac = keyed.copy()
+        mac.update(data)
+        nonce = mac.digest()[:NONCE_BYTES]
+        return encode(VERSION + nonce + encrypt(nonce, data, aad)).rstrip(b"=").decode("ascii")
+
+    return seal
 
 
 def _open(aead: AESGCM, nonce_key: bytes, aad: bytes, ciphertext: str) -> str:
@@ -279,7 +287,7 @@ def encrypt_value(
     if plaintext is None:
         return None
     k = keys or load_keys()
-    return _seal(AESGCM(k._encrypt), k._nonce, _aad(table, column), str(plaintext))
+    return _sealer(k._encrypt, k._nonce, _aad(table, column))(str(plaintext))
 
 
 def decrypt_value(
@@ -303,8 +311,16 @@ def normalize(column: str, value: str) -> str:
     return value.lower() if is_email_column(column) else value
 
 
-def _digest(hash_key: bytes, column: str, value: str) -> str:
-    return hmac.new(hash_key, normalize(column, value).encode("utf-8"), hashlib.sha256).hexdigest()
+def _digester(hash_key: bytes, column: str) -> Callable[[str], str]:
+    """The join hash of one value of a column: HMAC-SHA256 of `normalize(column, value)`, keyed once."""
+    keyed = hmac.new(hash_key, digestmod=hashlib.sha256)
+
+    def digest(value: str) -> str:
+        mac = keyed.copy()
+        mac.update(normalize(column, value).encode("utf-8"))
+        return mac.hexdigest()
+
+    return digest
 
 
 def hash_value(column: str, value: str | None, *, keys: PiiKeys | None = None) -> str | None:
@@ -312,7 +328,7 @@ def hash_value(column: str, value: str | None, *, keys: PiiKeys | None = None) -
     across tables and columns (so e-mails join), given the column's kind of normalization."""
     if value is None:
         return None
-    return _digest((keys or load_keys())._hash, column, str(value))
+    return _digester((keys or load_keys())._hash, column)(str(value))
 
 
 def hash_column_name(column: str) -> str:
@@ -331,36 +347,17 @@ def _is_missing(value: object) -> bool:
 
 
 def _encrypt_series(values: pd.Series, encrypt_key: bytes, nonce_key: bytes, aad: bytes) -> pd.Series:
-    """`_seal` of every value, with the per-value work cut down (the HMAC keyed once and copied, bound
-    methods hoisted): about 45% less CPU than calling `_seal` per value, the same ciphertexts."""
-    encrypt = AESGCM(encrypt_key).encrypt
-    keyed = hmac.new(nonce_key, aad + b"\x00", hashlib.sha256)
-    encode = base64.urlsafe_b64encode
-
-    def seal(value: str) -> str:
-        data = value.encode("utf-8")
-        mac = keyed.copy()
-        mac.update(data)
-        nonce = mac.digest()[:NONCE_BYTES]
-        return encode(VERSION + nonce + encrypt(nonce, data, aad)).rstrip(b"=").decode("ascii")
-
-    out = [None if _is_missing(v) else seal(v) for v in values.tolist()]
-    return pd.Series(out, index=values.index, dtype=object)
+    seal = _sealer(encrypt_key, nonce_key, aad)
+    return pd.Series(
+        [None if _is_missing(v) else seal(v) for v in values.tolist()], index=values.index, dtype=object
+    )
 
 
 def _hash_series(values: pd.Series, hash_key: bytes, column: str) -> pd.Series:
-    """`_digest` of every value, the HMAC keyed once and copied per value."""
-    keyed = hmac.new(hash_key, digestmod=hashlib.sha256)
-    lower = is_email_column(column)
-
-    def digest(value: str) -> str:
-        mac = keyed.copy()
-        text = value.strip()
-        mac.update((text.lower() if lower else text).encode("utf-8"))
-        return mac.hexdigest()
-
-    out = [None if _is_missing(v) else digest(v) for v in values.tolist()]
-    return pd.Series(out, index=values.index, dtype=object)
+    digest = _digester(hash_key, column)
+    return pd.Series(
+        [None if _is_missing(v) else digest(v) for v in values.tolist()], index=values.index, dtype=object
+    )
 
 
 def _decrypt_series(values: pd.Series, encrypt_key: bytes, nonce_key: bytes, aad: bytes) -> pd.Series:

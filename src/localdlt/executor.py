@@ -607,8 +607,8 @@ def _jobs_named_after(spark: SparkSession, flow: str, update_id: str) -> Iterato
     try:
         yield
     finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            sc.setLocalProperty(key, None)  # type: ignore[arg-type]
 
 
 def _quality_only(m: FlowMetrics) -> FlowMetrics:
