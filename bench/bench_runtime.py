@@ -2,7 +2,8 @@
 
 Prints wall times of
   - a cold `inventory-bronze dlt run` (a new process: JVM start reported apart),
-  - a second update with no new input (a new process, and in-process without the JVM start),
+  - two more updates with no new input (new processes; also without their JVM start), and one with
+    `--jit full` (C1 and C2; `dlt run` defaults to `quick`, C1 only) for comparison,
   - the same pipeline through open-source `spark-pipelines` of the same pyspark (feature-equivalent:
     expectations become filters there; Delta reaches its Spark Connect server through a
     spark-defaults.conf in SPARK_CONF_DIR),
@@ -44,28 +45,32 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     return seconds, proc.stdout + proc.stderr
 
 
-def spark_pipelines(work: Path, landing: Path, env: dict[str, str]) -> tuple[float, str]:
-    project = work / "sdp"
+def spark_pipelines(
+    work: Path, landing: Path, env: dict[str, str], java_options: str = "", name: str = "sdp"
+) -> tuple[float, str]:
+    project = work / name  # the project, its storage, warehouse and Spark conf folder
     shutil.copytree(EXAMPLE / "spark_pipelines" / "transformations", project / "transformations")
     spec = (EXAMPLE / "spark_pipelines" / "pipeline.yml.template").read_text()
     (project / "pipeline.yml").write_text(
-        spec.format(storage=(work / "sdp-storage").as_uri(), landing=landing)
+        spec.format(storage=(project / "storage").as_uri(), landing=landing)
     )
     jars = [str(p) for p in sorted((REPO / ".cache" / "jars").glob("*.jar"))]
     # `spark-pipelines` starts a local Spark Connect server; its static settings (jars, SQL extensions,
     # catalog) must be known when that JVM starts: `--conf` on the command line arrives too late (the
     # client session rejects static settings), spark-defaults.conf in SPARK_CONF_DIR does not.
-    conf_dir = work / "sdp-conf"
+    conf_dir = project / "conf"
     conf_dir.mkdir()
     defaults = {
         "spark.jars": ",".join(jars),
         "spark.driver.extraClassPath": ":".join(jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "spark.sql.warehouse.dir": str(work / "sdp-warehouse"),
+        "spark.sql.warehouse.dir": str(project / "warehouse"),
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
     }
+    if java_options:
+        defaults["spark.driver.extraJavaOptions"] = java_options
     (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in defaults.items()))
     cmd = [str(VENV_BIN / "spark-pipelines"), "run", "--spec", str(project / "pipeline.yml")]
     env = {**env, "SPARK_CONF_DIR": str(conf_dir)}
@@ -77,7 +82,8 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=20_000, help="orders in the landing batch")
     parser.add_argument("--skip-spark-pipelines", action="store_true")
     args = parser.parse_args()
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = {k: v for k, v in os.environ.items() if k != "LOCALDLT_JIT"}  # each run says its JIT
+    env = {**env, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     sys.path.insert(0, str(REPO / "src"))
@@ -107,16 +113,23 @@ def main() -> int:
         rows.append(
             ("localdlt cold update (new process)", cold, f"of which Spark/JVM start {jvm:.1f}s; {load()}")
         )
-        warm, out = timed(run, env, REPO)
-        jvm2 = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
-        rows.append(
-            (
-                "localdlt no-change update (new process)",
-                warm,
-                f"of which Spark/JVM start {jvm2:.1f}s; {load()}",
+        no_change: list[float] = []  # two runs: the goal must hold for both, not for a lucky one
+        for attempt in (1, 2):
+            warm, out = timed(run, env, REPO)
+            jvm2 = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+            rows.append(
+                (
+                    f"localdlt no-change update #{attempt} (new process)",
+                    warm,
+                    f"of which Spark/JVM start {jvm2:.1f}s; {load()}",
+                )
             )
-        )
-        rows.append(("localdlt no-change update, JVM excluded", warm - jvm2, load()))
+            rows.append((f"localdlt no-change update #{attempt}, JVM excluded", warm - jvm2, load()))
+            no_change.append(warm - jvm2)
+        # the same with the full JIT (C1 and C2; `dlt run` defaults to C1 only): the price of C2 here
+        warm, out = timed([*run, "--jit", "full"], env, REPO)
+        jvm3 = float(re.search(r"Spark started in ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+        rows.append(("  same, --jit full, JVM excluded", warm - jvm3, f"JVM start {jvm3:.1f}s; {load()}"))
         for name, seconds, note in rows:
             print(f"{name:<44} {seconds:8.1f}  {note}", flush=True)
         sdp = None
@@ -125,6 +138,9 @@ def main() -> int:
             rows.append(
                 ("spark-pipelines cold run (new process)", sdp, f"open-source pyspark.pipelines; {load()}")
             )
+            # ours runs C1-only by default: the same JIT for spark-pipelines, for a like-for-like figure
+            sdp_quick, _ = spark_pipelines(work, landing, env, "-XX:TieredStopAtLevel=1", "sdp-c1")
+            rows.append(("  same, C1-only JIT", sdp_quick, load()))
         print(f"\n{'measure':<44} {'seconds':>8}  note")
         for name, seconds, note in rows:
             print(f"{name:<44} {seconds:8.1f}  {note}")
@@ -134,8 +150,13 @@ def main() -> int:
             print(
                 f"  cold run <= 1/2 of spark-pipelines: {cold:.1f}s vs {sdp:.1f}s (ratio {cold / sdp:.2f}) -> {verdict}"
             )
-        verdict = "met" if warm - jvm2 < 10 else "NOT met"
-        print(f"  no-change update < 10 s (JVM start excluded): {warm - jvm2:.1f}s -> {verdict}")
+            verdict = "met" if cold <= sdp_quick / 2 else "NOT met"
+            print(
+                f"  same, both C1-only: {cold:.1f}s vs {sdp_quick:.1f}s (ratio {cold / sdp_quick:.2f}) -> {verdict}"
+            )
+        verdict = "met" if max(no_change) < 10 else "NOT met"
+        figures = " and ".join(f"{s:.1f}s" for s in no_change)
+        print(f"  no-change update < 10 s (JVM start excluded), both runs: {figures} -> {verdict}")
     return 0
 
 

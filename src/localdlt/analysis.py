@@ -19,6 +19,7 @@ from pyspark.sql.types import StructType
 from localdlt import context
 from localdlt import expectations as exp
 from localdlt.errors import DefinitionError
+from localdlt.frames import empty_frame
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.sessionproxy import SessionProxy, session_with_conf
 
@@ -99,7 +100,7 @@ class Analyzer:
                 f"'{reader_of}' reads '{name}', whose schema is not known until its snapshot function "
                 f"first returns data: run the pipeline once without the reader, or declare schema=... ."
             )
-        return self.spark.createDataFrame([], schema)
+        return empty_frame(self.spark, schema)
 
     def ensure(self, name: str) -> None:
         if name in self._done:
@@ -158,7 +159,7 @@ class Analyzer:
             raise DefinitionError(f"Materialized view '{ds.name}' can have only one flow.")
         if schema is not None:  # None: a snapshot-function target, created by its flow's first snapshot
             _check_columns(ds, schema)
-            exp.validate(self.spark.createDataFrame([], schema), ds.expectations, ds.name)
+            exp.validate(empty_frame(self.spark, schema), ds.expectations, ds.name)
             self.result.schemas[ds.name] = schema
         self.result.streaming[ds.name] = ds.kind == "streaming_table"
 

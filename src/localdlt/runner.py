@@ -134,6 +134,9 @@ def run_update(
         )
         events.emit("update_progress", {"state": "INITIALIZING"}, f"Update {update_id[:8]} is INITIALIZING.")
         progress.line(f"update {update_id} of pipeline '{name}' ({store.root})")
+        # The log shows the update as soon as it starts, and the process's first Delta commit (seconds of JVM
+        # warm-up) overlaps the loading and analysis of the pipeline instead of following its flows.
+        events.flush_in_background()
 
         result = UpdateResult(
             update_id=update_id, pipeline_id=pipeline_id, state="FAILED", storage=str(store.root)
@@ -178,9 +181,19 @@ def run_update(
             error=result.error,
         )
         events.flush()
+        if _did_work(result):  # the JVM is warm: the log's checkpoint is cheap now, not in an idle update
+            try:
+                events.checkpoint_if_due()
+            except Exception as err:  # an optimization: the events are committed already
+                progress.line(f"warning: the event log was not checkpointed ({err}); a later update will")
         marker.unlink(missing_ok=True)
     progress.summary(result)
     return result
+
+
+def _did_work(result: UpdateResult) -> bool:
+    """Whether some flow ran (rather than finding nothing to do)."""
+    return any(o.no_op_reason is None and o.status in ("COMPLETED", "FAILED") for o in result.flows.values())
 
 
 def _existing_schema(spark: SparkSession, store: Storage, graph: Any) -> Any:

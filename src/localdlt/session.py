@@ -3,7 +3,7 @@
 Jars come from a local folder (the repo's `.cache/jars`, filled by `scripts/setup`, or `LOCALDLT_JARS`),
 so starting a session never resolves anything over the network. The driver JVM maps the class-data archive
 that `scripts/setup` builds (`localdlt.jvm_archive`; `LOCALDLT_JVM_ARCHIVE=off` to do without) and takes
-extra options from `LOCALDLT_JAVA_OPTIONS`.
+extra options from `LOCALDLT_JAVA_OPTIONS`; its JIT is chosen by `jit` / `LOCALDLT_JIT` (see JIT_OPTIONS).
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ LOCAL_CONF: dict[str, str] = {
     "spark.python.authenticate.socketTimeout": "180s",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
-    # LOCALDLT_JAVA_OPTIONS is appended to these. "-XX:TieredStopAtLevel=1" there (C1-only JIT) makes a
-    # short update in a new process faster (bench_runtime's no-change update about 0.5-1 s less after the
-    # JVM start) but heavier work about 25% slower (the CDC model and snapshot tests 217 s -> 272 s).
+    # The JIT's options (JIT_OPTIONS) and then LOCALDLT_JAVA_OPTIONS are appended to these.
     # The JIT's code cache stays at its default (240 MB): 512 MB made the bench's batch-pipeline update 58%
     # slower (190 s vs 120 s, bench/bench_bronze.py's storage at scale 0.1, one run each, 2026-11-26).
     "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Dlog4j2.configurationFile="
@@ -76,8 +74,37 @@ def jar_files() -> list[str]:
     return jars
 
 
-def get_spark(app_name: str = "localdlt", conf: Mapping[str, str] | None = None) -> SparkSession:
-    """The process's Spark session, started on first use with Delta Lake and local settings."""
+# The driver JVM's JIT compilers. "full" is HotSpot's default (C1, then C2 for hot code); "quick" stops at
+# C1: less compilation, slower compiled code. Measured back to back on the same data (2026-11-26, 2 cores):
+# one `dlt run` of bench_runtime's example, no-change update 12.3 -> 9.0 s after the JVM start and cold
+# update 80 -> 55 s with "quick" (C2 spent 14 s of CPU in the no-change update); but bench_bronze at scale
+# 0.1, a process running two pipelines for minutes, initial load 258 -> 305 s and update 175 -> 312 s.
+# So "quick" for one short update (the default of `dlt run`), "full" for long processes (the default here).
+JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1", "full": ""}
+JIT_ENV = "LOCALDLT_JIT"
+
+
+def jit_mode(requested: str | None = None, default: str = "full") -> str:
+    """The JIT mode to start the JVM with: `requested`, else $LOCALDLT_JIT, else `default`."""
+    mode = (requested or os.environ.get(JIT_ENV) or default).strip().lower()
+    if mode not in JIT_OPTIONS:
+        source = "requested" if requested else f"${JIT_ENV}"
+        raise PipelineError(
+            f"JIT mode {mode!r} ({source}) is not one of {', '.join(JIT_OPTIONS)}: 'quick' for short "
+            "runs (C1 only), 'full' for long ones (C1 and C2)."
+        )
+    return mode
+
+
+def get_spark(
+    app_name: str = "localdlt", conf: Mapping[str, str] | None = None, jit: str | None = None
+) -> SparkSession:
+    """The process's Spark session, started on first use with Delta Lake and local settings.
+
+    `jit` ("quick" or "full", see JIT_OPTIONS; default $LOCALDLT_JIT, else "full") applies when this call
+    starts the JVM; a running session keeps the JIT it started with.
+    """
+    mode = jit_mode(jit)
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # on Databricks: its session, its settings
         return SparkSession.builder.getOrCreate()
     active = SparkSession.getActiveSession()
@@ -93,7 +120,11 @@ def get_spark(app_name: str = "localdlt", conf: Mapping[str, str] | None = None)
     jars = jar_files()
     settings = {**LOCAL_CONF, **(conf or {})}
     # class-data sharing (a faster JVM start), then the user's own options, last so that they win
-    extra = [jvm_archive.java_options(jar_dir(), jars), os.environ.get("LOCALDLT_JAVA_OPTIONS", "")]
+    extra = [
+        jvm_archive.java_options(jar_dir(), jars),
+        JIT_OPTIONS[mode],
+        os.environ.get("LOCALDLT_JAVA_OPTIONS", ""),
+    ]
     java_options = " ".join([settings["spark.driver.extraJavaOptions"], *(o for o in extra if o.strip())])
     settings["spark.driver.extraJavaOptions"] = java_options
     builder = SparkSession.builder.master(os.environ.get("LOCALDLT_MASTER", "local[2]")).appName(app_name)

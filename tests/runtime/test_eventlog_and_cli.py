@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 EVENT_COLUMNS = [
     "id",
@@ -74,6 +76,36 @@ def test_event_log_collects_no_column_statistics(pipeline):
     assert len(adds) >= 2
     assert all(set(json.loads(a["stats"])) == {"numRecords", "tightBounds"} for a in adds)
     assert pipeline.events().where("event_type = 'create_update'").count() == 2
+
+
+def test_event_log_is_checkpointed_after_updates_that_work_not_idle_ones(pipeline):
+    """A Delta checkpoint of the log costs seconds of cold JVM work: it is written after an update whose
+    flows ran (the JVM warm), when 10 commits or more followed the last one, never inside an idle update."""
+    from localdlt.eventlog import EventLog, commits_since_checkpoint
+
+    src = pipeline.append_source("src", [(1,)], "id INT")
+    pipeline.write(
+        "s.py", f"@dlt.table\ndef s():\n    return spark.readStream.format('delta').load('{src}')\n"
+    )
+    assert pipeline.run().ok
+    log = str(pipeline.storage / "system" / "events")
+    filler = EventLog(pipeline.spark, log, "p", "filler", "u")
+    for _ in range(10):  # commits of earlier updates, as a long series of idle updates leaves them
+        filler.emit("update_progress", {"state": "COMPLETED"}, "filler")
+        filler.flush()
+    behind = commits_since_checkpoint(log)
+    assert behind >= 10 and not (Path(log) / "_delta_log" / "_last_checkpoint").exists()
+
+    idle = pipeline.run()
+    assert idle.ok and idle.flows["s"].no_op_reason is not None
+    assert commits_since_checkpoint(log) > behind  # committed its events, wrote no checkpoint
+
+    pipeline.append_source("src", [(2,)], "id INT")
+    worked = pipeline.run()
+    assert worked.ok and worked.flows["s"].no_op_reason is None
+    assert commits_since_checkpoint(log) == 0
+    assert not filler.checkpoint_if_due()  # nothing to do right after one
+    assert pipeline.events().where("event_type = 'create_update'").count() == 3  # the log reads whole
 
 
 def test_spark_jobs_are_named_after_their_flow(pipeline):
@@ -145,8 +177,14 @@ def test_continuous_mode_keeps_processing_until_stopped(pipeline):
     assert sum(p.rows for p in progress) == 3, progress
 
 
-def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def _cli(
+    *args: str, timeout: int = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "LOCALDLT_JIT"},
+        "PYSPARK_PYTHON": sys.executable,
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "inventory_bronze.cli", *args],
         capture_output=True,
@@ -157,9 +195,24 @@ def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_runs_an_update_and_reports_failure_with_exit_status(tmp_path):
+JVM_FLAGS_TABLE = """
+@dlt.table
+def jvm_flags():
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    return spark.createDataFrame([(str(a),) for a in bean.getInputArguments()], "arg STRING")
+"""
+
+
+def test_cli_runs_an_update_and_reports_failure_with_exit_status(spark, tmp_path):
+    """Also: `dlt run` starts its JVM with the quick JIT (C1 only) unless told `--jit full`."""
     good = tmp_path / "good.py"
-    good.write_text("import dlt\n\n@dlt.table\ndef nums():\n    return spark.range(4)\n")
+    good.write_text("import dlt\n\n@dlt.table\ndef nums():\n    return spark.range(4)\n" + JVM_FLAGS_TABLE)
+
+    def flags():
+        return {
+            r.arg for r in spark.read.format("delta").load(str(storage / "tables" / "jvm_flags")).collect()
+        }
+
     bad = tmp_path / "bad.py"
     bad.write_text(
         "import dlt\n\n@dlt.table\n@dlt.expect_or_fail('small', 'id < 2')\ndef big():\n    return spark.range(4)\n"
@@ -172,9 +225,28 @@ def test_cli_runs_an_update_and_reports_failure_with_exit_status(tmp_path):
     )
     assert (storage / "tables" / "nums" / "_delta_log").is_dir()
     assert (storage / "system" / "events" / "_delta_log").is_dir()
-    failed = _cli("dlt", "run", str(good), str(bad), "--storage", str(storage))
+    assert "(JIT quick)" in ok.stdout and "-XX:TieredStopAtLevel=1" in flags()
+    failed = _cli(
+        "dlt", "run", str(good), str(bad), "--storage", str(storage), "--jit", "full", "--full-refresh"
+    )
     assert failed.returncode == 1
     assert "FAILED" in failed.stdout and "small" in failed.stderr and "'big'" in failed.stderr
+    assert "(JIT full)" in failed.stdout and "-XX:TieredStopAtLevel=1" not in flags()
+
+
+def test_jit_modes_are_checked_before_the_jvm_starts(monkeypatch):
+    from localdlt.errors import PipelineError
+    from localdlt.session import jit_mode
+
+    monkeypatch.delenv("LOCALDLT_JIT", raising=False)
+    assert jit_mode() == "full" and jit_mode(default="quick") == "quick" and jit_mode("QUICK") == "quick"
+    monkeypatch.setenv("LOCALDLT_JIT", "quick")
+    assert jit_mode() == "quick" and jit_mode("full") == "full"  # asked for beats the environment
+    monkeypatch.setenv("LOCALDLT_JIT", "turbo")
+    with pytest.raises(PipelineError, match=r"'turbo' \(\$LOCALDLT_JIT\) is not one of quick, full"):
+        jit_mode()
+    out = _cli("dlt", "run", "x.py", "--storage", "unused", env={"LOCALDLT_JIT": "turbo"}, timeout=60)
+    assert out.returncode == 2 and "LOCALDLT_JIT" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_help_describes_every_option():

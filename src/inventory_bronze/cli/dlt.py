@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-seconds", type=float, metavar="N", help="with --continuous: stop cleanly after N seconds"
     )
     run.add_argument("--workers", type=int, default=2, metavar="N", help="flows run at once (default 2)")
+    run.add_argument(
+        "--jit",
+        choices=["quick", "full"],
+        help="the driver JVM's JIT: quick (C1 only: the faster choice for one short update, the default "
+        "unless $LOCALDLT_JIT says otherwise) or full (C1 and C2: faster for updates of minutes)",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
     run.set_defaults(handler=_run)
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
@@ -56,12 +62,18 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     from localdlt import UpdateOptions, run_update
+    from localdlt.errors import PipelineError
     from localdlt.progress import ConsoleProgress
-    from localdlt.session import get_spark
+    from localdlt.session import get_spark, jit_mode
 
+    try:
+        jit = jit_mode(args.jit, default="quick")  # one update per process: see localdlt.session.JIT_OPTIONS
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     started = time.monotonic()
-    spark = get_spark("localdlt")
-    print(f"Spark started in {time.monotonic() - started:.1f}s", flush=True)
+    spark = get_spark("localdlt", jit=jit)
+    print(f"Spark started in {time.monotonic() - started:.1f}s (JIT {jit})", flush=True)
 
     options = UpdateOptions(
         full_refresh=args.full_refresh,
