@@ -80,7 +80,9 @@ def jar_files() -> list[str]:
 # update 80 -> 55 s with "quick" (C2 spent 14 s of CPU in the no-change update); but bench_bronze at scale
 # 0.1, a process running two pipelines for minutes, initial load 258 -> 305 s and update 175 -> 312 s.
 # So "quick" for one short update (the default of `dlt run`), "full" for long processes (the default here).
-JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1", "full": ""}
+# "quick" keeps the code cache of "full" (240 MB): C1 alone would get 48 MB, which a long update fills
+# (a flow then dies with "Out of space in CodeCache", seen at bench_bronze's scale 0.1).
+JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m", "full": ""}
 JIT_ENV = "LOCALDLT_JIT"
 
 
