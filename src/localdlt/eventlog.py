@@ -27,6 +27,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from localdlt.freshness import delta_version
+
 ORIGIN_FIELDS = (
     "cloud",
     "region",
@@ -233,15 +235,14 @@ class EventLog:
 
 def commits_since_checkpoint(table_path: str) -> int:
     """Commits of a local Delta table after its last checkpoint (all of them when it has none)."""
-    log = Path(table_path) / "_delta_log"
-    versions = [int(p.name[:20]) for p in log.glob("*.json") if p.name[:20].isdigit()]
-    if not versions:
+    latest = delta_version(table_path)
+    if latest is None:
         return 0
     try:
-        last = json.loads((log / "_last_checkpoint").read_text())["version"]
+        last = json.loads((Path(table_path) / "_delta_log" / "_last_checkpoint").read_text())["version"]
     except (OSError, ValueError, KeyError):
         last = -1
-    return max(versions) - last
+    return latest - last
 
 
 def _as_dict(value: Any, datatype: Any) -> Any:
