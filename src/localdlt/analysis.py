@@ -31,6 +31,22 @@ class Analysis:
     view_inputs: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # tables, upstream first
     table_deps: dict[str, set[str]] = field(default_factory=dict)
+    flow_inputs: dict[str, list[str]] = field(default_factory=dict)
+
+    def shared_views(self) -> set[str]:
+        """Views that more than one flow reads, directly or through other views."""
+        readers: dict[str, set[str]] = {}
+        for flow, inputs in self.flow_inputs.items():
+            seen: set[str] = set()
+            todo = list(inputs)
+            while todo:
+                name = todo.pop()
+                if name in seen or name not in self.view_inputs:
+                    continue
+                seen.add(name)
+                readers.setdefault(name, set()).add(flow)
+                todo.extend(self.view_inputs[name])
+        return {view for view, flows in readers.items() if len(flows) > 1}
 
 
 class _Recorder:
@@ -165,6 +181,7 @@ class Analyzer:
 
     def _analyze_flow(self, flow: Flow) -> StructType | None:
         recorder = _Recorder(self, flow.name)
+        self.result.flow_inputs[flow.name] = recorder.inputs
         if flow.kind == "query":
             conf = {**self.graph.datasets[flow.target].spark_conf, **flow.spark_conf}
             df = self._call(

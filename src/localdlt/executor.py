@@ -25,7 +25,7 @@ from localdlt.eventlog import EventLog
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.metrics import FlowMetrics
-from localdlt.reader import Reader
+from localdlt.reader import Reader, SharedViews
 from localdlt.sessionproxy import SessionProxy, session_with_conf
 from localdlt.storage import Storage
 
@@ -106,6 +106,8 @@ class Update:
         # per flow: the figures its RUNNING progress events reported so far in this attempt, and when
         self._reported: dict[str, FlowMetrics] = {}
         self._reported_at: dict[str, float] = {}
+        # batch views read by several flows: computed once per triggered update
+        self.shared_views = SharedViews(set() if options.continuous else analysis.shared_views())
 
     # ------------------------------------------------------------------------------------ table setup
     def refresh_selection(self) -> set[str]:
@@ -201,10 +203,13 @@ class Update:
 
     # ------------------------------------------------------------------------------------------- run
     def run_flows(self) -> None:
-        if self.options.continuous:
-            self._run_continuous()
-        else:
-            self._run_triggered()
+        try:
+            if self.options.continuous:
+                self._run_continuous()
+            else:
+                self._run_triggered()
+        finally:
+            self.shared_views.release()
 
     def _run_triggered(self) -> None:
         order = self.analysis.order
@@ -339,7 +344,7 @@ class Update:
     # ----------------------------------------------------------------------------------- flow kinds
     def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> str | None:
         path = self.storage.dataset_path(ds)
-        reader = Reader(session, self.graph, self.storage, flow.name)
+        reader = Reader(session, self.graph, self.storage, flow.name, self.shared_views)
         ctx = FlowContext(
             spark=session,
             storage=self.storage,

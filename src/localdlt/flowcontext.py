@@ -76,12 +76,18 @@ class FlowContext:
             session.conf.unset(TXN_APP_ID)
             session.conf.unset(TXN_VERSION)
 
-    def run_stream(self, df: DataFrame, batch_fn: Callable[[DataFrame, int], FlowMetrics]) -> None:
+    def run_stream(
+        self,
+        df: DataFrame,
+        batch_fn: Callable[[DataFrame, int], FlowMetrics],
+        before_start: Callable[[], None] | None = None,
+    ) -> None:
         """Run a streaming DataFrame through `batch_fn` batch by batch, exactly once.
 
         Triggered updates process what is available now and stop; continuous ones keep going until
         `stop_event` is set. Each batch's figures are added to `self.metrics` and reported. A failure
         raises `FlowError` (`ExpectationViolation` when a fail expectation stopped the batch).
+        `before_start` runs before the stream starts, not when a triggered update finds no new input.
         """
         if not self.continuous:
             try:
@@ -91,6 +97,8 @@ class FlowContext:
             if why is None:  # every source is covered by the last committed batch: nothing to start
                 self.no_op_reason = "no new input since the last committed batch"
                 return
+        if before_start is not None:
+            before_start()
         lock = threading.Lock()
         raised: list[BaseException] = []  # the Python error itself; Spark hands back only its text
 

@@ -40,16 +40,18 @@ def run_cdc_flow(ctx: Any) -> None:
         _run_once(ctx, engine, lock)
         return
     df = ctx.reader.read_stream(spec.source)
-    try:
-        engine.prepare(df)
-    except Exception as err:
-        raise ctx.flow_error(err) from None
+
+    def prepare() -> None:  # hidden state set up (and tombstones collected) only when a batch will run
+        try:
+            engine.prepare(df)
+        except Exception as err:
+            raise ctx.flow_error(err) from None
 
     def batch_fn(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         with lock:
             return engine.apply(batch_df, batch_id)
 
-    ctx.run_stream(df, batch_fn)
+    ctx.run_stream(df, batch_fn, before_start=prepare)
 
 
 def _run_once(ctx: Any, engine: Any, lock: Any) -> None:

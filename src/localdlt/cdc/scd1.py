@@ -99,115 +99,115 @@ class Scd1:
         spark = batch_df.sparkSession
         if self.ctx.continuous and time.time() - self._last_gc >= self.gc_every_s:
             self.collect_tombstones(spark)
-        spec, keys = self.spec, self.keys
-        events, values = c.prepare_events(spec, batch_df, self.flow)
+        events, values = c.prepare_events(self.spec, batch_df, self.flow)
         events = events.persist()
         cached = [events]
         try:
-            has_truncates = spec.apply_as_truncates is not None
-            extra = (
-                [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
-            )
-            stats = c.check_nulls(spec, events, self.flow, extra)
-            inul = c.ignore_null_columns(spec, values, self.flow)
-            now_ms = int(time.time() * 1000)
-            # truncates: the newest applied one (state) and the batch's newest
-            t_prev = self._last_truncate(spark) if has_truncates else None
-            t_batch = stats["__t_batch"] if has_truncates and stats is not None else None
-            new_truncate = t_batch is not None and (t_prev is None or t_batch > t_prev)
-            t_max = t_batch if new_truncate else t_prev
-
-            # state before the batch: live keys and unexpired tombstones
-            cutoff = now_ms - int(self.threshold_s * 1000)
-            state = (
-                spark.read.format("delta")
-                .load(self.state_path)
-                .where(~F.col(DELETED) | (F.col(DELETED_AT) >= F.lit(cutoff)))
-                .select(*[c.col(k) for k in keys], c.col(c.SEQ).alias(ST_SEQ))
-            )
-            live = events.where(c.col(c.OP) != "T") if has_truncates else events
-            if t_max is not None:
-                seq_type = events.schema[c.SEQ].dataType
-                bound = spark.createDataFrame([(t_max,)], StructType([StructField("__t_max", seq_type)]))
-                live = (
-                    live.crossJoin(F.broadcast(bound)).where(c.col(c.SEQ) > F.col("__t_max")).drop("__t_max")
-                )
-            live = live.join(state, keys, "left").where(
-                F.col(ST_SEQ).isNull() | (c.col(c.SEQ) > F.col(ST_SEQ))
-            )
-            by_key = Window.partitionBy(*[c.col(k) for k in keys])
-            live = live.withColumn("__last_del", F.max(F.when(c.col(c.OP) == "D", c.col(c.SEQ))).over(by_key))
-            live = live.withColumn("__ord", c.order_struct())
-            after_delete = F.col("__last_del").isNull() | (c.col(c.SEQ) > F.col("__last_del"))
-            plain = [v for v in values if v not in inul]
-            aggs = [
-                F.max_by(
-                    F.struct(c.col(c.OP).alias(c.OP), c.col(c.SEQ).alias(c.SEQ), *[c.col(v) for v in plain]),
-                    F.col("__ord"),
-                ).alias("__w"),
-                F.max(F.col("__last_del")).isNotNull().alias("__reset"),
-            ]
-            for v in inul:
-                usable = c.col(v).isNotNull() & (c.col(c.OP) == "U") & after_delete
-                aggs.append(F.max_by(c.col(v), F.when(usable, F.col("__ord"))).alias(v))
-            effects = live.groupBy(*[c.col(k) for k in keys]).agg(*aggs)
-            effects = effects.select(
-                *[c.col(k) for k in keys],
-                F.col("__w").getField(c.OP).alias(c.OP),
-                F.col("__w").getField(c.SEQ).alias(c.SEQ),
-                F.col("__reset"),
-                *[(F.col("__w").getField(v) if v in plain else c.col(v)).alias(v) for v in values],
-            ).persist()
-            cached.append(effects)
-            n_effects = effects.count()
-
-            metrics = FlowMetrics(num_upserted_rows=0, num_deleted_rows=0)
-            # 1. truncate the target
-            if new_truncate:
-                with self.ctx.idempotent_dml(spark, batch_id, ":truncate"):
-                    res = spark.sql(f"DELETE FROM delta.{c.quote(self.ctx.target_path)}")
-                    truncated = c.merge_counts(res)["num_affected_rows"]
-                metrics.num_deleted_rows += truncated
-                metrics.num_output_rows += truncated
-            # 2. the target
-            if n_effects:
-                counts = self._merge_target(spark, effects, keys, values, inul, batch_id)
-                metrics.num_upserted_rows += counts["num_inserted_rows"] + counts["num_updated_rows"]
-                metrics.num_deleted_rows += counts["num_deleted_rows"]
-                metrics.num_output_rows += counts["num_affected_rows"]
-            c.crash_point("after-target", batch_id)
-            # 3. the truncate, then the keys' sequences, in the hidden state
-            if new_truncate:
-                seq_type = events.schema[c.SEQ].dataType
-                schema = StructType([StructField(c.SEQ, seq_type), StructField("__at", LongType())])
-                (
-                    spark.createDataFrame([(t_batch, now_ms)], schema)
-                    .write.format("delta")
-                    .mode("append")
-                    .options(**c.txn_options(self.ctx.app_id + ":truncates", batch_id))
-                    .save(self.trunc_path)
-                )
-            if n_effects:
-                is_delete = c.col(c.OP) == "D"
-                src = effects.select(
-                    *[c.col(k) for k in keys],
-                    c.col(c.SEQ),
-                    is_delete.alias(DELETED),
-                    F.when(is_delete, F.lit(now_ms)).cast("long").alias(DELETED_AT),
-                )
-                with self.ctx.idempotent_dml(spark, batch_id, ":state"):
-                    (
-                        DeltaTable.forPath(spark, self.state_path)
-                        .alias("t")
-                        .merge(src.alias("s"), _on(keys))
-                        .whenMatchedUpdateAll()
-                        .whenNotMatchedInsertAll()
-                        .execute()
-                    )
-            return metrics
+            with c.merging_cached_source(spark):  # both MERGEs read the cached effects
+                return self._apply(spark, events, values, batch_id, cached)
         finally:
             for df in cached:
                 df.unpersist()
+
+    def _apply(
+        self, spark: Any, events: DataFrame, values: list[str], batch_id: int, cached: list[DataFrame]
+    ) -> FlowMetrics:
+        spec, keys = self.spec, self.keys
+        has_truncates = spec.apply_as_truncates is not None
+        extra = [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
+        stats = c.check_nulls(spec, events, self.flow, extra)
+        inul = c.ignore_null_columns(spec, values, self.flow)
+        now_ms = int(time.time() * 1000)
+        # truncates: the newest applied one (state) and the batch's newest
+        t_prev = self._last_truncate(spark) if has_truncates else None
+        t_batch = stats["__t_batch"] if has_truncates and stats is not None else None
+        new_truncate = t_batch is not None and (t_prev is None or t_batch > t_prev)
+        t_max = t_batch if new_truncate else t_prev
+
+        # state before the batch: live keys and unexpired tombstones
+        cutoff = now_ms - int(self.threshold_s * 1000)
+        state = (
+            spark.read.format("delta")
+            .load(self.state_path)
+            .where(~F.col(DELETED) | (F.col(DELETED_AT) >= F.lit(cutoff)))
+            .select(*[c.col(k) for k in keys], c.col(c.SEQ).alias(ST_SEQ))
+        )
+        live = events.where(c.col(c.OP) != "T") if has_truncates else events
+        if t_max is not None:
+            seq_type = events.schema[c.SEQ].dataType
+            bound = spark.createDataFrame([(t_max,)], StructType([StructField("__t_max", seq_type)]))
+            live = live.crossJoin(F.broadcast(bound)).where(c.col(c.SEQ) > F.col("__t_max")).drop("__t_max")
+        live = live.join(state, keys, "left").where(F.col(ST_SEQ).isNull() | (c.col(c.SEQ) > F.col(ST_SEQ)))
+        by_key = Window.partitionBy(*[c.col(k) for k in keys])
+        live = live.withColumn("__last_del", F.max(F.when(c.col(c.OP) == "D", c.col(c.SEQ))).over(by_key))
+        live = live.withColumn("__ord", c.order_struct())
+        after_delete = F.col("__last_del").isNull() | (c.col(c.SEQ) > F.col("__last_del"))
+        plain = [v for v in values if v not in inul]
+        aggs = [
+            F.max_by(
+                F.struct(c.col(c.OP).alias(c.OP), c.col(c.SEQ).alias(c.SEQ), *[c.col(v) for v in plain]),
+                F.col("__ord"),
+            ).alias("__w"),
+            F.max(F.col("__last_del")).isNotNull().alias("__reset"),
+        ]
+        for v in inul:
+            usable = c.col(v).isNotNull() & (c.col(c.OP) == "U") & after_delete
+            aggs.append(F.max_by(c.col(v), F.when(usable, F.col("__ord"))).alias(v))
+        effects = live.groupBy(*[c.col(k) for k in keys]).agg(*aggs)
+        effects = effects.select(
+            *[c.col(k) for k in keys],
+            F.col("__w").getField(c.OP).alias(c.OP),
+            F.col("__w").getField(c.SEQ).alias(c.SEQ),
+            F.col("__reset"),
+            *[(F.col("__w").getField(v) if v in plain else c.col(v)).alias(v) for v in values],
+        ).persist()
+        cached.append(effects)
+        n_effects = effects.count()
+
+        metrics = FlowMetrics(num_upserted_rows=0, num_deleted_rows=0)
+        # 1. truncate the target
+        if new_truncate:
+            with self.ctx.idempotent_dml(spark, batch_id, ":truncate"):
+                res = spark.sql(f"DELETE FROM delta.{c.quote(self.ctx.target_path)}")
+                truncated = c.merge_counts(res)["num_affected_rows"]
+            metrics.num_deleted_rows += truncated
+            metrics.num_output_rows += truncated
+        # 2. the target
+        if n_effects:
+            counts = self._merge_target(spark, effects, keys, values, inul, batch_id)
+            metrics.num_upserted_rows += counts["num_inserted_rows"] + counts["num_updated_rows"]
+            metrics.num_deleted_rows += counts["num_deleted_rows"]
+            metrics.num_output_rows += counts["num_affected_rows"]
+        c.crash_point("after-target", batch_id)
+        # 3. the truncate, then the keys' sequences, in the hidden state
+        if new_truncate:
+            seq_type = events.schema[c.SEQ].dataType
+            schema = StructType([StructField(c.SEQ, seq_type), StructField("__at", LongType())])
+            (
+                spark.createDataFrame([(t_batch, now_ms)], schema)
+                .write.format("delta")
+                .mode("append")
+                .options(**c.txn_options(self.ctx.app_id + ":truncates", batch_id))
+                .save(self.trunc_path)
+            )
+        if n_effects:
+            is_delete = c.col(c.OP) == "D"
+            src = effects.select(
+                *[c.col(k) for k in keys],
+                c.col(c.SEQ),
+                is_delete.alias(DELETED),
+                F.when(is_delete, F.lit(now_ms)).cast("long").alias(DELETED_AT),
+            )
+            with self.ctx.idempotent_dml(spark, batch_id, ":state"):
+                (
+                    DeltaTable.forPath(spark, self.state_path)
+                    .alias("t")
+                    .merge(src.alias("s"), _on(keys))
+                    .whenMatchedUpdateAll()
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+        return metrics
 
     def _last_truncate(self, spark: Any) -> Any:
         row = spark.read.format("delta").load(self.trunc_path).agg(F.max(c.SEQ).alias("t")).first()

@@ -9,22 +9,33 @@ The source is a dataset name (read as a batch at each update; its version is the
 TIMESTAMP) or a function `f(latest_version) -> (DataFrame, version) | None` called until it returns None
 (its versions must ascend; an older or equal one ends the round).
 
-Hidden state: DIR/system/state/<target>/snapshots -- one row per applied snapshot (n, version). The
-target commit of snapshot n is idempotent by (app id + ':snapshot', n) and comes before the state's row,
-so a crash between them is harmless: the rerun asks for the same snapshot again and Delta skips its commit.
+How a snapshot is applied: one pass compares it with the target's current rows (a full outer join on the
+keys, cached) and counts each kind of change; when nothing changed nothing is written, otherwise the
+target's new contents are written in one overwrite commit (the rows a MERGE would leave, computed from the
+cached comparison). A snapshot table is read whole on every update anyway, so one overwrite costs what a
+MERGE touching every file costs, without the MERGE's two passes; a target whose columns the snapshot does
+not cover exactly (a source column dropped) is MERGEd instead.
+
+Hidden state: DIR/system/state/<target>/snapshot.json -- the last applied snapshot (n, version), replaced
+atomically (earlier versions kept it in a Delta table, snapshots/, still read when the file is missing). The
+target commit of snapshot n is idempotent by (app id + ':snapshot', n) and comes before the state is
+written, so a crash between them is harmless: the rerun asks for the same snapshot again and Delta skips its
+commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import StructField, StructType, TimestampType
 from pyspark.storagelevel import StorageLevel
 
 from localdlt.cdc import common as c
@@ -32,13 +43,7 @@ from localdlt.errors import CdcError, DefinitionError
 from localdlt.graph import SnapshotCdcSpec
 from localdlt.metrics import FlowMetrics
 
-_STATE_SCHEMA = StructType(
-    [
-        StructField("n", LongType(), False),
-        StructField("version", StringType(), True),
-        StructField("at", LongType(), True),
-    ]
-)
+ROWS_PER_FILE = 1_000_000
 
 
 def snapshot_target_schema(spec: SnapshotCdcSpec, source_df: DataFrame | None) -> StructType | None:
@@ -104,17 +109,36 @@ class SnapshotFlow:
         self.spec = spec
         self.flow = ctx.flow.name
         self.keys = list(spec.keys)
-        self.state_path = ctx.storage.state_path(ctx.target.name, "snapshots")
+        self.state_file = Path(ctx.storage.state_path(ctx.target.name, "snapshot.json"))
+        self.legacy_state_path = ctx.storage.state_path(ctx.target.name, "snapshots")
 
     def last(self, spark: SparkSession) -> tuple[int, Any]:
-        rows = spark.read.format("delta").load(self.state_path).orderBy(F.col("n").desc()).limit(1).collect()
-        if not rows:
+        """The last applied snapshot: (n, version), (0, None) before the first."""
+        try:
+            state = json.loads(self.state_file.read_text())
+            return int(state["n"]), _decode(state["version"])
+        except FileNotFoundError:
+            pass
+        if not c.delta_exists(spark, self.legacy_state_path):
             return 0, None
-        return int(rows[0]["n"]), _decode(rows[0]["version"])
+        rows = (
+            spark.read.format("delta")
+            .load(self.legacy_state_path)
+            .orderBy(F.col("n").desc())
+            .limit(1)
+            .collect()
+        )
+        return (int(rows[0]["n"]), _decode(rows[0]["version"])) if rows else (0, None)
+
+    def _save(self, n: int, version: Any) -> None:
+        state = {"n": n, "version": _encode(version), "at": int(time.time() * 1000)}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_file)  # atomic: the old state or the new one, never half of one
 
     def run(self) -> None:
         spark = self.ctx.spark
-        c.ensure_table(spark, self.state_path, _STATE_SCHEMA)
         n, latest = self.last(spark)
         if isinstance(self.spec.source, str):
             df = self.ctx.reader.read(self.spec.source)
@@ -157,13 +181,7 @@ class SnapshotFlow:
                 metrics = self._apply_scd1(own, snap, n)
             else:
                 metrics = self._apply_scd2(own, snap, version, n)
-            (
-                own.createDataFrame([(n, _encode(version), int(time.time() * 1000))], _STATE_SCHEMA)
-                .write.format("delta")
-                .mode("append")
-                .options(**c.txn_options(self.ctx.app_id + ":snapstate", n))
-                .save(self.state_path)
-            )
+            self._save(n, version)
         finally:
             spark.catalog.dropGlobalTempView(view)
             df.unpersist()
@@ -229,7 +247,160 @@ class SnapshotFlow:
     def _values(self, snap: DataFrame) -> list[str]:
         return [x for x in snap.columns if x not in self.keys]
 
+    def _covers_target(self, target: DataFrame, snap: DataFrame, scd2: bool) -> bool:
+        """True when the target has exactly the snapshot's columns (and types), plus __START_AT/__END_AT
+        for type 2: then the target's new contents follow from the comparison alone."""
+        have = {f.name: f.dataType for f in target.schema.fields}
+        want = {f.name: f.dataType for f in snap.schema.fields}
+        if scd2:
+            if c.START_AT not in have or c.END_AT not in have:
+                return False
+            want[c.START_AT], want[c.END_AT] = have[c.START_AT], have[c.END_AT]
+        return have == want
+
+    def _compare(self, snap: DataFrame, current: DataFrame, kind: Any) -> DataFrame:
+        """The snapshot full-outer-joined with the target's current rows (values as __cur_<i>), each row
+        with its __kind (None: unchanged), cached; `kind(same)` decides it from a null-safe comparison."""
+        values = self._values(snap)
+
+        def same(cols: list[str]) -> Any:
+            out = F.lit(True)
+            for v in cols:
+                out = out & c.col(v).eqNullSafe(F.col(f"__cur_{values.index(v)}"))
+            return out
+
+        j = snap.withColumn("__in_snap", F.lit(True)).join(current, self.keys, "full_outer")
+        return j.withColumn("__kind", kind(same)).persist()
+
+    @staticmethod
+    def _kinds(compared: DataFrame) -> dict[str | None, int]:
+        """Rows of each kind of change (None: unchanged)."""
+        rows = compared.groupBy("__kind").count().collect()
+        return {r["__kind"]: int(r["count"]) for r in rows}
+
+    def _overwrite(self, rows: DataFrame, n: int, row_count: int) -> None:
+        """The target's new contents in one commit, exactly once for snapshot n. `replaceWhere` keeps the
+        table's definition (a plain overwrite would drop its clustering columns); a file per million rows."""
+        (
+            rows.coalesce(1 + row_count // ROWS_PER_FILE)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", "true")
+            .options(**c.txn_options(self.ctx.app_id + ":snapshot", n))
+            .save(self.ctx.target_path)
+        )
+
     def _apply_scd1(self, spark: SparkSession, snap: DataFrame, n: int) -> FlowMetrics:
+        target = spark.read.format("delta").load(self.ctx.target_path)
+        if not self._covers_target(target, snap, scd2=False):
+            return self._merge_scd1(spark, snap, n)
+        values = self._values(snap)
+        current = target.select(
+            *[c.col(k) for k in self.keys],
+            *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)],
+            F.lit(True).alias("__in_cur"),
+        )
+        compared = self._compare(
+            snap,
+            current,
+            lambda same: (
+                F.when(F.col("__in_cur").isNull(), F.lit("new"))
+                .when(F.col("__in_snap").isNull(), F.lit("gone"))
+                .when(~same(values), F.lit("changed"))
+            ),
+        )
+        try:
+            kinds = self._kinds(compared)
+            if set(kinds) - {None}:  # the new contents are the snapshot's rows
+                rows = compared.where(F.col("__in_snap").isNotNull())
+                self._overwrite(rows.select(*[c.col(x) for x in target.columns]), n, sum(kinds.values()))
+        finally:
+            compared.unpersist()
+        new, changed, gone = kinds.get("new", 0), kinds.get("changed", 0), kinds.get("gone", 0)
+        return FlowMetrics(
+            num_output_rows=new + changed + gone, num_upserted_rows=new + changed, num_deleted_rows=gone
+        )
+
+    def _apply_scd2(self, spark: SparkSession, snap: DataFrame, version: Any, n: int) -> FlowMetrics:
+        target = spark.read.format("delta").load(self.ctx.target_path)
+        if not self._covers_target(target, snap, scd2=True):
+            return self._merge_scd2(spark, snap, version, n)
+        keys = self.keys
+        values = self._values(snap)
+        tracked = c.tracked_columns(
+            self.spec.track_history_column_list, self.spec.track_history_except_column_list, values, self.flow
+        )
+        untracked = [v for v in values if v not in tracked]
+        is_current = F.col(c.END_AT).isNull()
+        current = target.where(is_current).select(
+            *[c.col(k) for k in keys],
+            *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)],
+            c.col(c.START_AT).alias("__cur_start"),
+            F.lit(True).alias("__in_cur"),
+        )
+        both = F.col("__in_snap").isNotNull() & F.col("__in_cur").isNotNull()
+        compared = self._compare(
+            snap,
+            current,
+            lambda same: (
+                F.when(F.col("__in_cur").isNull(), F.lit("new"))
+                .when(F.col("__in_snap").isNull(), F.lit("gone"))
+                .when(both & ~same(tracked), F.lit("changed"))
+                .when(both & ~same(untracked), F.lit("inplace"))
+            ),
+        )
+        try:
+            kinds = self._kinds(compared)
+            if set(kinds) - {None}:
+                rows = self._scd2_contents(target, compared, values, tracked, version)
+                self._overwrite(rows, n, sum(kinds.values()))
+        finally:
+            compared.unpersist()
+        new, changed = kinds.get("new", 0), kinds.get("changed", 0)
+        inplace, gone = kinds.get("inplace", 0), kinds.get("gone", 0)
+        return FlowMetrics(
+            # as a MERGE counts them: a changed key closes a version and opens one
+            num_output_rows=new + 2 * changed + inplace + gone,
+            num_upserted_rows=new + changed + inplace,
+            num_deleted_rows=gone,
+        )
+
+    def _scd2_contents(
+        self, target: DataFrame, compared: DataFrame, values: list[str], tracked: list[str], version: Any
+    ) -> DataFrame:
+        """What the target holds after the snapshot: closed versions as they were; current rows unchanged,
+        updated in place (untracked columns), closed (gone, changed), and new versions (new, changed)."""
+        start_type = target.schema[c.START_AT].dataType
+        end_type = target.schema[c.END_AT].dataType
+        v = _version_lit(version)
+        kind = F.col("__kind")
+
+        def row(source: str, start: Any, end: Any) -> list[Any]:
+            out = [c.col(k) for k in self.keys]
+            for i, x in enumerate(values):
+                cur = F.col(f"__cur_{i}")
+                pick = {"cur": cur, "snap": c.col(x), "inplace": cur if x in tracked else c.col(x)}[source]
+                out.append(pick.alias(x))
+            return [*out, start.cast(start_type).alias(c.START_AT), end.cast(end_type).alias(c.END_AT)]
+
+        null = F.lit(None)
+        kept = compared.where(kind.isNull() & F.col("__in_cur").isNotNull()).select(
+            *row("cur", F.col("__cur_start"), null)
+        )
+        parts = [
+            target.where(F.col(c.END_AT).isNotNull()),
+            kept,
+            compared.where(kind == "inplace").select(*row("inplace", F.col("__cur_start"), null)),
+            compared.where(kind.isin("gone", "changed")).select(*row("cur", F.col("__cur_start"), v)),
+            compared.where(kind.isin("new", "changed")).select(*row("snap", v, null)),
+        ]
+        out = parts[0].select(*[c.col(x) for x in target.columns])
+        for part in parts[1:]:
+            out = out.unionByName(part.select(*[c.col(x) for x in target.columns]))
+        return out
+
+    # ------------------------------------------------ MERGE: a target the snapshot does not cover exactly
+    def _merge_scd1(self, spark: SparkSession, snap: DataFrame, n: int) -> FlowMetrics:
         q = c.quote
         values = self._values(snap)
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.keys)
@@ -251,7 +422,7 @@ class SnapshotFlow:
             num_deleted_rows=counts["num_deleted_rows"],
         )
 
-    def _apply_scd2(self, spark: SparkSession, snap: DataFrame, version: Any, n: int) -> FlowMetrics:
+    def _merge_scd2(self, spark: SparkSession, snap: DataFrame, version: Any, n: int) -> FlowMetrics:
         q = c.quote
         keys = self.keys
         values = self._values(snap)
