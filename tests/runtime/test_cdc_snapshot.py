@@ -114,3 +114,70 @@ def test_scd2_counts_each_kind_of_change_once(spark, tmp_path):
     ctx = h.run(flow)
     assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (3, 1)
     assert len(h.rows()) == 7  # 1, 2, 2', 3 (closed), 4, 5, 5'
+
+
+def test_an_unchanged_snapshot_writes_nothing(spark, tmp_path):
+    """A snapshot equal to what the target reflects leaves the table's version alone (SCD 1 and 2)."""
+    from localdlt.freshness import delta_version
+
+    for scd in (1, 2):
+        h = CdcHarness(spark, tmp_path / f"scd{scd}", SCHEMA)
+        path = h.source("snap")
+        spark.createDataFrame([(1, "a", "x"), (2, "b", "y")], SCHEMA).write.format("delta").mode(
+            "overwrite"
+        ).save(path)
+        f = h.snapshot_flow(source="snap", keys=["id"], stored_as_scd_type=scd)
+        h.run(f)
+        version, rows = delta_version(h.target_path), h.rows()
+        ctx = h.run(f)
+        assert delta_version(h.target_path) == version
+        assert h.rows() == rows
+        assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (0, 0)
+
+
+def test_snapshots_keep_the_targets_clustering_and_properties(spark, tmp_path):
+    from delta.tables import DeltaTable
+
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    (
+        DeltaTable.create(spark)
+        .location(h.target_path)
+        .addColumns(spark.createDataFrame([], SCHEMA).schema)
+        .clusterBy("id")
+        .property("quality", "bronze")
+        .execute()
+    )
+    f = h.snapshot_flow(source=_one_snapshot_source(spark, [(1, "a", "x"), (2, "b", "y")]), keys=["id"])
+    h.run(f)
+    detail = DeltaTable.forPath(spark, h.target_path).detail().first()
+    assert h.rows() == [(1, "a", "x"), (2, "b", "y")]
+    assert (detail.clusteringColumns, detail.properties.get("quality")) == (["id"], "bronze")
+
+
+def test_a_target_with_a_column_the_snapshot_lacks_is_merged(spark, tmp_path):
+    """A source column dropped: the target keeps it (old rows keep their value, new rows get NULL)."""
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    rows = [(1, "a", "x", "kept")]
+    spark.createDataFrame(rows, SCHEMA + ", extra STRING").write.format("delta").save(h.target_path)
+    f = h.snapshot_flow(source=_one_snapshot_source(spark, [(1, "a2", "x"), (2, "b", "y")]), keys=["id"])
+    ctx = h.run(f)
+    assert h.rows() == [(1, "a2", "x", "kept"), (2, "b", "y", None)]
+    assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (2, 0)
+
+
+def test_the_last_snapshot_of_earlier_versions_state_table_is_still_read(spark, tmp_path):
+    """Storage written before the state moved to snapshot.json: its Delta state table gives the last one."""
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    legacy = h.storage.state_path("target", "snapshots")
+    spark.createDataFrame(
+        [(1, '{"t": "int", "v": 1}', 0), (2, '{"t": "int", "v": 2}', 0)], "n LONG, version STRING, at LONG"
+    ).write.format("delta").save(legacy)
+    calls: list = []
+
+    def source(latest):
+        calls.append(latest)
+        return None if latest == 3 else (spark.createDataFrame([(1, "a", "x")], SCHEMA), 3)
+
+    h.run(h.snapshot_flow(source=source, keys=["id"]))
+    assert calls == [2, 3]
+    assert (tmp_path / "storage" / "system" / "state" / "target" / "snapshot.json").exists()

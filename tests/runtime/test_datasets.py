@@ -226,3 +226,31 @@ def test_full_refresh_of_chosen_tables_only(pipeline):
     assert pipeline.rows("two") == [(1,), (50,)]
     bad = pipeline.run(full_refresh_tables=["nope"])
     assert not bad.ok and "nope" in str(bad.error)
+
+
+def test_a_view_read_by_two_flows_is_computed_once_per_update(pipeline):
+    """Both tables see the same rows of a view that several flows read (a source queried once), and the
+    next update computes it afresh."""
+    pipeline.write(
+        "shared.py",
+        """
+        from pyspark.sql import functions as F
+
+        @dlt.view
+        def stamped():
+            return spark.range(3).select("id", F.expr("uuid()").alias("u"))
+
+        @dlt.table
+        def left():
+            return dlt.read("stamped")
+
+        @dlt.table
+        def right():
+            return dlt.read("stamped").where("id >= 0")
+        """,
+    )
+    assert pipeline.run().ok
+    first = pipeline.rows("left")
+    assert first == pipeline.rows("right") and len({u for _, u in first}) == 3
+    assert pipeline.run().ok
+    assert pipeline.rows("left") == pipeline.rows("right") and pipeline.rows("left") != first

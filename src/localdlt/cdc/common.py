@@ -18,8 +18,6 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -255,20 +253,6 @@ def crash_point(name: str, batch_id: int) -> None:
     wanted = os.environ.get(CRASH_ENV)
     if wanted and wanted == f"{name}:{batch_id}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
-
-
-@contextmanager
-def merging_cached_source(session: SparkSession) -> Iterator[None]:
-    """MERGEs inside read a source that is cached (persisted) already: Delta need not materialize it
-    again to see the same rows in both of its passes (a job and a copy of the source per MERGE)."""
-    session.conf.set(MATERIALIZE_SOURCE, "none")
-    try:
-        yield
-    finally:
-        session.conf.unset(MATERIALIZE_SOURCE)
 
 
 def txn_options(app_id: str, batch_id: int) -> dict[str, str]:

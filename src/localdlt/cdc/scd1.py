@@ -103,8 +103,7 @@ class Scd1:
         events = events.persist()
         cached = [events]
         try:
-            with c.merging_cached_source(spark):  # both MERGEs read the cached effects
-                return self._apply(spark, events, values, batch_id, cached)
+            return self._apply(spark, events, values, batch_id, cached)
         finally:
             for df in cached:
                 df.unpersist()
