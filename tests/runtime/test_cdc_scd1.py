@@ -151,6 +151,32 @@ def test_tombstones_are_purged_after_the_threshold(spark, tmp_path):
     assert h.rows() == [(1, "late", "x", 3)]
 
 
+def test_key_state_is_appended_then_compacted_without_changing_results(spark, tmp_path, monkeypatch):
+    """Batches append their keys' entries to the hidden state; a compaction (here after 3 appends) leaves
+    one entry per key and drops expired tombstones, and later batches still see every key's sequence."""
+    from localdlt.cdc import scd1
+
+    monkeypatch.setattr(scd1, "COMPACT_AFTER_APPENDS", 3)
+    h = _h(spark, tmp_path, target_properties={"pipelines.cdc.tombstoneGCThresholdInSeconds": "0"})
+    f = h.flow(keys=["id"], sequence_by="seq", apply_as_deletes="op = 'D'", except_column_list=["op"])
+    state = h.storage.state_path("target", "keys")
+    entries = lambda: spark.read.format("delta").load(state).count()  # noqa: E731
+    h.append([(1, "a", "x", "U", 1), (2, "b", "y", "U", 1), (3, "c", "z", "U", 1)])
+    h.run(f)  # the first entries of an empty state: compact as they are
+    h.append([(1, "a2", "x", "U", 2)])
+    h.run(f)
+    h.append([(2, "b2", "y", "U", 2), (3, None, None, "D", 2)])
+    h.run(f)
+    assert entries() == 6  # appended, not merged: keys 1, 2, 3 twice
+    h.append([(1, "a3", "x", "U", 3), (2, "b0", "y", "U", 0)])  # 2 at 0 is older than what bronze has
+    h.run(f)  # the third append since the compaction: compacted, 3's expired tombstone dropped
+    assert entries() == 2
+    assert h.rows() == [(1, "a3", "x", 3), (2, "b2", "y", 2)]
+    h.append([(1, "a1", "x", "U", 1), (2, "b3", "y", "U", 3)])  # 1 at 1: older, ignored
+    h.run(f)
+    assert h.rows() == [(1, "a3", "x", 3), (2, "b3", "y", 3)]
+
+
 def test_once_flow_and_two_flows_into_one_target(spark, tmp_path):
     h = _h(spark, tmp_path)
     initial = h.flow(

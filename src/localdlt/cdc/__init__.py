@@ -43,7 +43,8 @@ def run_cdc_flow(ctx: Any) -> None:
 
     def prepare() -> None:  # hidden state set up (and tombstones collected) only when a batch will run
         try:
-            engine.prepare(df)
+            with lock:  # other flows into the target may be applying batches
+                engine.prepare(df)
         except Exception as err:
             raise ctx.flow_error(err) from None
 

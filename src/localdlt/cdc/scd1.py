@@ -1,10 +1,16 @@
 """SCD type 1: the target holds the latest row of each key.
 
 Hidden state (DIR/system/state/<target>/):
-    keys/       one row per key ever seen: (keys, __seq, __deleted, __deleted_at) -- the sequence the target
+    keys/       per key ever seen: (keys, __seq, __deleted, __deleted_at) -- the sequence the target
                 reflects for the key, and whether that is a delete (a tombstone, GC'd after
-                pipelines.cdc.tombstoneGCThresholdInSeconds)
-    truncates/  the sequence values of applied truncates (`apply_as_truncates`)
+                pipelines.cdc.tombstoneGCThresholdInSeconds). Append-only between compactions: each batch
+                appends its keys' new entries (one write, where a MERGE made two passes), a key's entry is
+                its newest (highest __seq), and a compaction rewrites the table to one entry per key,
+                dropping expired tombstones (when the appends since the last one reach the rows it kept, or
+                COMPACT_AFTER_APPENDS of them, and every tombstoneGCFrequencyInSeconds); keys.compaction
+                tells when it last ran
+    truncates/  the sequence values of applied truncates (`apply_as_truncates`); truncates.none marks
+                that it holds none yet (then a batch does not read it)
 
 One batch, all derived from the state as it was BEFORE the batch:
     1. events older than (or as old as) what the target reflects for their key, or than the last truncate,
@@ -13,13 +19,15 @@ One batch, all derived from the state as it was BEFORE the batch:
        non-NULL value of the key's later updates in the batch, else keeps the target's value (unless a
        delete of the key came earlier in the batch: then the row starts afresh);
     3. commits, each idempotent by (flow's app id + suffix, batch id): truncate the target (if the batch
-       holds a newer truncate), MERGE the target, record the truncate, MERGE the key state.
+       holds a newer truncate), MERGE the target, record the truncate, append to the key state.
 A crash between commits is harmless: a rerun of the batch derives the same effects from the unchanged
 state; commits already made are skipped by Delta (txnAppId/txnVersion), the rest are made.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,9 @@ from localdlt.metrics import FlowMetrics
 DELETED = "__deleted"
 DELETED_AT = "__deleted_at"
 ST_SEQ = "__st_seq"
+#: the key state is compacted once this many batches appended to it (or as many rows as it kept)
+COMPACT_AFTER_APPENDS = 50
+_COMPACTED = {"rows": 0, "appends": 0, "appended_rows": 0}
 
 
 class Scd1:
@@ -55,28 +66,57 @@ class Scd1:
         spark = self.ctx.spark
         seq_type = c.sequence_type(self.spec, source_df)
         key_fields = [StructField(k, source_df.schema[k].dataType, True) for k in self.keys]
-        c.ensure_table(
-            spark,
-            self.state_path,
-            StructType(
-                [
-                    *key_fields,
-                    StructField(c.SEQ, seq_type, True),
-                    StructField(DELETED, BooleanType(), True),
-                    StructField(DELETED_AT, LongType(), True),
-                ]
-            ),
-        )
-        c.ensure_table(
-            spark,
-            self.trunc_path,
-            StructType([StructField(c.SEQ, seq_type, True), StructField("__at", LongType(), True)]),
-        )
+        if not c.delta_exists(spark, self.state_path):
+            c.ensure_table(
+                spark,
+                self.state_path,
+                StructType(
+                    [
+                        *key_fields,
+                        StructField(c.SEQ, seq_type, True),
+                        StructField(DELETED, BooleanType(), True),
+                        StructField(DELETED_AT, LongType(), True),
+                    ]
+                ),
+            )
+            # empty: its first append is compact already (one entry per key)
+            self._save_compaction({**_COMPACTED, "oldest_tombstone_ms": None, "empty": True})
+        if not c.delta_exists(spark, self.trunc_path):
+            c.ensure_table(
+                spark,
+                self.trunc_path,
+                StructType([StructField(c.SEQ, seq_type, True), StructField("__at", LongType(), True)]),
+            )
+            self.no_truncates_marker.touch()  # a new, empty table: batches need not read it
         self.collect_tombstones(spark)
 
+    @property
+    def no_truncates_marker(self) -> Path:
+        """Present while no truncate was ever recorded in truncates/ (removed before the first one is), so
+        a batch reads that table only when it may hold one. Storage from before the marker has none: read."""
+        return Path(self.trunc_path + ".none")
+
+    @property
+    def _compaction_file(self) -> Path:
+        return Path(self.state_path + ".compaction")
+
+    def _compaction(self) -> dict[str, Any]:
+        """Since the key state's last compaction: rows it kept, appends (and their rows) since, and the
+        oldest tombstone it may hold (epoch ms; 0 = unknown, as in state written before this file)."""
+        try:
+            return dict(json.loads(self._compaction_file.read_text()))
+        except (OSError, ValueError):
+            return {**_COMPACTED, "oldest_tombstone_ms": 0}
+
+    def _save_compaction(self, state: dict[str, Any]) -> None:
+        self._compaction_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._compaction_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self._compaction_file)  # atomic
+
     def collect_tombstones(self, spark: Any) -> None:
-        """Purge tombstones older than the threshold, at most every tombstoneGCFrequencyInSeconds (expired
-        ones are ignored by the batches anyway: this only reclaims space)."""
+        """Purge tombstones older than the threshold, at most every tombstoneGCFrequencyInSeconds, and only
+        when one may have expired (expired ones are ignored by the batches anyway: this reclaims space)."""
         marker = Path(self.ctx.storage.state_path(self.ctx.target.name, "tombstone_gc"))
         now = time.time()
         try:
@@ -86,13 +126,57 @@ class Scd1:
         self._last_gc = max(last, self._last_gc)
         if now - self._last_gc < self.gc_every_s:
             return
-        cutoff = int((now - self.threshold_s) * 1000)
-        DeltaTable.forPath(spark, self.state_path).delete(
-            F.col(DELETED) & (F.col(DELETED_AT) < F.lit(cutoff))
-        )
+        oldest = self._compaction().get("oldest_tombstone_ms", 0)
+        if oldest is not None and oldest < int((now - self.threshold_s) * 1000):
+            self._compact(spark)
         self._last_gc = now
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(now))
+
+    def _compact(self, spark: Any) -> None:
+        """Rewrite the key state as one entry per key, expired tombstones dropped (one commit)."""
+        cutoff = int((time.time() - self.threshold_s) * 1000)
+        latest = self._latest(spark.read.format("delta").load(self.state_path))
+        kept = latest.where(~F.col(DELETED) | (F.col(DELETED_AT) >= F.lit(cutoff))).persist()
+        try:
+            row = kept.agg(F.count("*").alias("n"), F.min(F.when(F.col(DELETED), F.col(DELETED_AT)))).first()
+            rows, oldest = int(row[0]), row[1]
+            kept.coalesce(1 + rows // 2_000_000).write.format("delta").mode("overwrite").save(self.state_path)
+        finally:
+            kept.unpersist()
+        self._save_compaction({**_COMPACTED, "rows": rows, "oldest_tombstone_ms": oldest})
+
+    def _latest(self, entries: DataFrame) -> DataFrame:
+        """One entry per key: its newest (highest __seq; a key's entries only ever grow in sequence)."""
+        entry = F.struct(c.col(c.SEQ).alias("s"), c.col(DELETED).alias("d"), c.col(DELETED_AT).alias("a"))
+        return (
+            entries.groupBy(*[c.col(k) for k in self.keys])
+            .agg(F.max_by(entry, c.col(c.SEQ)).alias("__e"))
+            .select(
+                *[c.col(k) for k in self.keys],
+                F.col("__e.s").alias(c.SEQ),
+                F.col("__e.d").alias(DELETED),
+                F.col("__e.a").alias(DELETED_AT),
+            )
+        )
+
+    def _appended(self, spark: Any, rows: int, tombstone_ms: int | None) -> None:
+        """Count an append to the key state; compact it once the appends reach COMPACT_AFTER_APPENDS or
+        outgrow the rows the last compaction kept (so reads stay within twice the keys)."""
+        state = self._compaction()
+        if tombstone_ms is not None:
+            oldest = state.get("oldest_tombstone_ms")
+            state["oldest_tombstone_ms"] = tombstone_ms if oldest is None else min(oldest, tombstone_ms)
+        if state.pop("empty", False):  # the first entries of an empty state: compact as they are
+            self._save_compaction({**state, "rows": rows})
+            return
+        state["appends"] = int(state.get("appends", 0)) + 1
+        state["appended_rows"] = int(state.get("appended_rows", 0)) + rows
+        grown = state["appended_rows"] > max(int(state.get("rows", 0)), 1000)
+        if state["appends"] >= COMPACT_AFTER_APPENDS or grown:
+            self._compact(spark)
+        else:
+            self._save_compaction(state)
 
     # ----------------------------------------------------------------------------------------- batch
     def apply(self, batch_df: DataFrame, batch_id: int) -> FlowMetrics:
@@ -114,6 +198,7 @@ class Scd1:
         spec, keys = self.spec, self.keys
         has_truncates = spec.apply_as_truncates is not None
         extra = [F.max(F.when(c.col(c.OP) == "T", c.col(c.SEQ))).alias("__t_batch")] if has_truncates else []
+        extra.append(F.max(c.col(c.OP) == "D").alias("__has_delete"))
         stats = c.check_nulls(spec, events, self.flow, extra)
         inul = c.ignore_null_columns(spec, values, self.flow)
         now_ms = int(time.time() * 1000)
@@ -123,11 +208,12 @@ class Scd1:
         new_truncate = t_batch is not None and (t_prev is None or t_batch > t_prev)
         t_max = t_batch if new_truncate else t_prev
 
-        # state before the batch: live keys and unexpired tombstones
+        # state before the batch: live keys and unexpired tombstones, of the batch's keys only
         cutoff = now_ms - int(self.threshold_s * 1000)
+        batch_keys = F.broadcast(events.select(*[c.col(k) for k in keys]).distinct())
+        entries = spark.read.format("delta").load(self.state_path).join(batch_keys, keys, "left_semi")
         state = (
-            spark.read.format("delta")
-            .load(self.state_path)
+            self._latest(entries)
             .where(~F.col(DELETED) | (F.col(DELETED_AT) >= F.lit(cutoff)))
             .select(*[c.col(k) for k in keys], c.col(c.SEQ).alias(ST_SEQ))
         )
@@ -180,6 +266,7 @@ class Scd1:
         c.crash_point("after-target", batch_id)
         # 3. the truncate, then the keys' sequences, in the hidden state
         if new_truncate:
+            self.no_truncates_marker.unlink(missing_ok=True)  # first: a crash leaves it absent, never stale
             seq_type = events.schema[c.SEQ].dataType
             schema = StructType([StructField(c.SEQ, seq_type), StructField("__at", LongType())])
             (
@@ -197,18 +284,20 @@ class Scd1:
                 is_delete.alias(DELETED),
                 F.when(is_delete, F.lit(now_ms)).cast("long").alias(DELETED_AT),
             )
-            with self.ctx.idempotent_dml(spark, batch_id, ":state"):
-                (
-                    DeltaTable.forPath(spark, self.state_path)
-                    .alias("t")
-                    .merge(src.alias("s"), _on(keys))
-                    .whenMatchedUpdateAll()
-                    .whenNotMatchedInsertAll()
-                    .execute()
-                )
+            (
+                src.coalesce(1)
+                .write.format("delta")
+                .mode("append")
+                .options(**c.txn_options(self.ctx.app_id + ":state", batch_id))
+                .save(self.state_path)
+            )
+            has_delete = bool(stats["__has_delete"]) if stats is not None else False
+            self._appended(spark, n_effects, now_ms if has_delete else None)
         return metrics
 
     def _last_truncate(self, spark: Any) -> Any:
+        if self.no_truncates_marker.exists():
+            return None
         row = spark.read.format("delta").load(self.trunc_path).agg(F.max(c.SEQ).alias("t")).first()
         return row["t"] if row is not None else None
 
