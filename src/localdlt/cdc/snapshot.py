@@ -258,10 +258,18 @@ class SnapshotFlow:
             want[c.START_AT], want[c.END_AT] = have[c.START_AT], have[c.END_AT]
         return have == want
 
-    def _compare(self, snap: DataFrame, current: DataFrame, kind: Any) -> DataFrame:
-        """The snapshot full-outer-joined with the target's current rows (values as __cur_<i>), each row
-        with its __kind (None: unchanged), cached; `kind(same)` decides it from a null-safe comparison."""
+    def _compare(self, snap: DataFrame, current: DataFrame, more: list[Any], changes: Any) -> DataFrame:
+        """The snapshot full-outer-joined with the target's `current` rows (their values as __cur_<i>, and
+        `more` columns), each row with its __kind, cached: new, gone, else the first of `changes(same)`
+        ((kind, condition) pairs; `same(cols)` compares those columns null-safely) that holds, else None
+        (unchanged)."""
         values = self._values(snap)
+        current = current.select(
+            *[c.col(k) for k in self.keys],
+            *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)],
+            *more,
+            F.lit(True).alias("__in_cur"),
+        )
 
         def same(cols: list[str]) -> Any:
             out = F.lit(True)
@@ -269,8 +277,13 @@ class SnapshotFlow:
                 out = out & c.col(v).eqNullSafe(F.col(f"__cur_{values.index(v)}"))
             return out
 
+        kind = F.when(F.col("__in_cur").isNull(), F.lit("new")).when(
+            F.col("__in_snap").isNull(), F.lit("gone")
+        )
+        for label, differs in changes(same):
+            kind = kind.when(differs, F.lit(label))
         j = snap.withColumn("__in_snap", F.lit(True)).join(current, self.keys, "full_outer")
-        return j.withColumn("__kind", kind(same)).persist()
+        return j.withColumn("__kind", kind).persist()
 
     @staticmethod
     def _kinds(compared: DataFrame) -> dict[str | None, int]:
@@ -295,20 +308,7 @@ class SnapshotFlow:
         if not self._covers_target(target, snap, scd2=False):
             return self._merge_scd1(spark, snap, n)
         values = self._values(snap)
-        current = target.select(
-            *[c.col(k) for k in self.keys],
-            *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)],
-            F.lit(True).alias("__in_cur"),
-        )
-        compared = self._compare(
-            snap,
-            current,
-            lambda same: (
-                F.when(F.col("__in_cur").isNull(), F.lit("new"))
-                .when(F.col("__in_snap").isNull(), F.lit("gone"))
-                .when(~same(values), F.lit("changed"))
-            ),
-        )
+        compared = self._compare(snap, target, [], lambda same: [("changed", ~same(values))])
         try:
             kinds = self._kinds(compared)
             if set(kinds) - {None}:  # the new contents are the snapshot's rows
@@ -325,29 +325,16 @@ class SnapshotFlow:
         target = spark.read.format("delta").load(self.ctx.target_path)
         if not self._covers_target(target, snap, scd2=True):
             return self._merge_scd2(spark, snap, version, n)
-        keys = self.keys
         values = self._values(snap)
         tracked = c.tracked_columns(
             self.spec.track_history_column_list, self.spec.track_history_except_column_list, values, self.flow
         )
         untracked = [v for v in values if v not in tracked]
-        is_current = F.col(c.END_AT).isNull()
-        current = target.where(is_current).select(
-            *[c.col(k) for k in keys],
-            *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)],
-            c.col(c.START_AT).alias("__cur_start"),
-            F.lit(True).alias("__in_cur"),
-        )
-        both = F.col("__in_snap").isNotNull() & F.col("__in_cur").isNotNull()
         compared = self._compare(
             snap,
-            current,
-            lambda same: (
-                F.when(F.col("__in_cur").isNull(), F.lit("new"))
-                .when(F.col("__in_snap").isNull(), F.lit("gone"))
-                .when(both & ~same(tracked), F.lit("changed"))
-                .when(both & ~same(untracked), F.lit("inplace"))
-            ),
+            target.where(F.col(c.END_AT).isNull()),
+            [c.col(c.START_AT).alias("__cur_start")],
+            lambda same: [("changed", ~same(tracked)), ("inplace", ~same(untracked))],
         )
         try:
             kinds = self._kinds(compared)
