@@ -21,6 +21,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from localdlt import cdc
+from localdlt.cdc import scd1
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import CdcSpec, Dataset, Flow, PipelineGraph
 from localdlt.session import get_spark
@@ -68,6 +69,10 @@ def build(spark, root: Path, rows: int, changes: int, dv: bool) -> FlowContext: 
     ).withColumnRenamed("seq", "__seq").repartitionByRange(files, "id").write.format("delta").options(
         **dv_opt
     ).save(state_path)
+    # compact as the runtime leaves it (one entry per key, no tombstone): no compaction in the measured run
+    scd1.save_compaction(
+        state_path, {"rows": rows, "appends": 0, "appended_rows": 0, "oldest_tombstone_ms": None}
+    )
     # the changes: 70 % updates and 20 % deletes of random existing keys, 10 % inserts of new keys
     n_upd, n_del = int(changes * 0.7), int(changes * 0.2)
     n_ins = changes - n_upd - n_del

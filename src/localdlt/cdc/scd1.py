@@ -47,6 +47,18 @@ ST_SEQ = "__st_seq"
 #: the key state is compacted once this many batches appended to it (or as many rows as it kept)
 COMPACT_AFTER_APPENDS = 50
 _COMPACTED = {"rows": 0, "appends": 0, "appended_rows": 0}
+COMPACTION_SUFFIX = ".compaction"
+
+
+def save_compaction(state_path: str, state: dict[str, Any]) -> None:
+    """Record the key state's compaction bookkeeping (see Scd1._compaction), atomically. A key state
+    written by other means (one entry per key) is marked compact with
+    `{"rows": n, "appends": 0, "appended_rows": 0, "oldest_tombstone_ms": None}`."""
+    path = Path(state_path + COMPACTION_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
 
 
 class Scd1:
@@ -96,23 +108,16 @@ class Scd1:
         a batch reads that table only when it may hold one. Storage from before the marker has none: read."""
         return Path(self.trunc_path + ".none")
 
-    @property
-    def _compaction_file(self) -> Path:
-        return Path(self.state_path + ".compaction")
-
     def _compaction(self) -> dict[str, Any]:
         """Since the key state's last compaction: rows it kept, appends (and their rows) since, and the
         oldest tombstone it may hold (epoch ms; 0 = unknown, as in state written before this file)."""
         try:
-            return dict(json.loads(self._compaction_file.read_text()))
+            return dict(json.loads(Path(self.state_path + COMPACTION_SUFFIX).read_text()))
         except (OSError, ValueError):
             return {**_COMPACTED, "oldest_tombstone_ms": 0}
 
     def _save_compaction(self, state: dict[str, Any]) -> None:
-        self._compaction_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._compaction_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self._compaction_file)  # atomic
+        save_compaction(self.state_path, state)
 
     def collect_tombstones(self, spark: Any) -> None:
         """Purge tombstones older than the threshold, at most every tombstoneGCFrequencyInSeconds, and only
