@@ -18,6 +18,8 @@ from inventory_bronze import bronze, pii
 from inventory_bronze.audit.store import (
     AUDIT_EXPECTATIONS,
     AUDIT_LOG,
+    DERIVED_FROM,
+    LOCAL_FOLDER,
     RECONCILIATION,
     Location,
     audit_local,
@@ -168,9 +170,14 @@ def test_rerun_adds_nothing(spark: Any, audited: dict[str, Any]) -> None:
     storage = audited["storage"]
     tables = (AUDIT_LOG, AUDIT_EXPECTATIONS)
     before = {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
+    again = audit_local(spark, storage)  # no event log or audit table moved: nothing is derived
+    assert again.updates == []
+    assert before == {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
+    (storage / LOCAL_FOLDER / DERIVED_FROM).unlink()  # forgotten: derived again, and still adds nothing
     again = audit_local(spark, storage)
     assert again.updates == []
     assert before == {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
+    assert (storage / LOCAL_FOLDER / DERIVED_FROM).exists()
     # a sample of one run's audit, kept for the record
     sample = _read(spark, storage, AUDIT_LOG).orderBy("update_ended", "target_table")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

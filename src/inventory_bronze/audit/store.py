@@ -12,6 +12,8 @@ table, tagged with the update of the table's pipeline it checked).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -259,10 +261,46 @@ def audit_local(
     location = Location.local(storage)
     if reconciliation:
         record_reconciliation(spark, storage, reconciliation)
+    marker = Path(storage) / LOCAL_FOLDER / DERIVED_FROM
+    if _derived_from(marker) == {"inputs": _inputs(storage, targets), "running": False}:
+        return AuditResult([], 0, 0, location)  # nothing moved since the last derivation, nothing running
     events = local_events(spark, storage)
     if events is None:
         return AuditResult([], 0, 0, location)
-    return derive_into(spark, events, location, targets, local_bronze_tables(spark, storage, targets))
+    result = derive_into(spark, events, location, targets, local_bronze_tables(spark, storage, targets))
+    audit = location.read(spark, AUDIT_LOG)
+    running = audit is not None and bool(
+        audit.where(~F.col("update_state").isin(*derive.TERMINAL_UPDATE_STATES)).limit(1).collect()
+    )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"inputs": _inputs(storage, targets), "running": running}))
+    os.replace(tmp, marker)
+    return result
+
+
+# what a local derivation read, by Delta version, and whether an update was still running: when none of it
+# moved and none was, the next derivation has nothing to do (a running one is derived again on every call)
+DERIVED_FROM = "derived_from.json"
+
+
+def _inputs(storage: Path, targets: Mapping[str, str]) -> Any:
+    from localdlt.freshness import delta_version
+
+    folder = Path(storage) / LOCAL_FOLDER
+    inputs = {
+        "event_logs": {key: delta_version(path) for key, path in event_log_paths(storage).items()},
+        "audit": {table: delta_version(folder / table) for table in AUDIT_TABLES},
+        "targets": sorted(targets.items()),
+    }
+    return json.loads(json.dumps(inputs))
+
+
+def _derived_from(marker: Path) -> Any:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def audit_catalog(
