@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` atomically: a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
 @dataclass(frozen=True)
 class Storage:
     root: Path
@@ -55,11 +63,7 @@ class Storage:
         return json.loads(path.read_text())
 
     def save_flow_state(self, flow: str, state: dict[str, Any]) -> None:
-        path = self._flow_file(flow)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, sort_keys=True))
-        os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half of one
+        write_json(self._flow_file(flow), state)
 
     def generation(self, flow: str) -> str:
         """The flow's current checkpoint generation (created on first use)."""

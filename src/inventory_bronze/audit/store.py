@@ -13,7 +13,6 @@ table, tagged with the update of the table's pipeline it checked).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -272,10 +271,9 @@ def audit_local(
     running = audit is not None and bool(
         audit.where(~F.col("update_state").isin(*derive.TERMINAL_UPDATE_STATES)).limit(1).collect()
     )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"inputs": _inputs(storage, targets), "running": running}))
-    os.replace(tmp, marker)
+    from localdlt.storage import write_json
+
+    write_json(marker, {"inputs": _inputs(storage, targets), "running": running})
     return result
 
 

@@ -27,7 +27,6 @@ state; commits already made are skipped by Delta (txnAppId/txnVersion), the rest
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from pyspark.sql.types import BooleanType, LongType, StructField, StructType
 from localdlt.cdc import common as c
 from localdlt.graph import CdcSpec
 from localdlt.metrics import FlowMetrics
+from localdlt.storage import write_json
 
 DELETED = "__deleted"
 DELETED_AT = "__deleted_at"
@@ -54,11 +54,7 @@ def save_compaction(state_path: str, state: dict[str, Any]) -> None:
     """Record the key state's compaction bookkeeping (see Scd1._compaction), atomically. A key state
     written by other means (one entry per key) is marked compact with
     `{"rows": n, "appends": 0, "appended_rows": 0, "oldest_tombstone_ms": None}`."""
-    path = Path(state_path + COMPACTION_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
+    write_json(Path(state_path + COMPACTION_SUFFIX), state)
 
 
 class Scd1:

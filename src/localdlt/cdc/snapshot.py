@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from localdlt.cdc import common as c
 from localdlt.errors import CdcError, DefinitionError
 from localdlt.graph import SnapshotCdcSpec
 from localdlt.metrics import FlowMetrics
+from localdlt.storage import write_json
 
 ROWS_PER_FILE = 1_000_000
 
@@ -131,11 +131,7 @@ class SnapshotFlow:
         return (int(rows[0]["n"]), _decode(rows[0]["version"])) if rows else (0, None)
 
     def _save(self, n: int, version: Any) -> None:
-        state = {"n": n, "version": _encode(version), "at": int(time.time() * 1000)}
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_file)  # atomic: the old state or the new one, never half of one
+        write_json(self.state_file, {"n": n, "version": _encode(version), "at": int(time.time() * 1000)})
 
     def run(self) -> None:
         spark = self.ctx.spark
