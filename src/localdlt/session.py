@@ -117,10 +117,10 @@ def get_spark(
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, and no hostname warning
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from localdlt import jvm_archive
+    from localdlt import jvm_archive, localfs
 
     jars = jar_files()
-    settings = {**LOCAL_CONF, **(conf or {})}
+    settings = {**LOCAL_CONF, **localfs.spark_conf(jars), **(conf or {})}
     # class-data sharing (a faster JVM start), then the user's own options, last so that they win
     extra = [
         jvm_archive.java_options(jar_dir(), jars),
