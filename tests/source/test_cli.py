@@ -58,3 +58,55 @@ def test_argument_errors(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["changes", "--rate", "5"])
     assert "--duration" in capsys.readouterr().err
+
+
+def test_bad_option_values_are_refused_in_one_line_before_anything_runs(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Checked by argparse (exit 2, the option named, no traceback), before a server or Spark starts."""
+    a_file = tmp_path / "storage.txt"
+    a_file.write_text("not a folder")
+    for argv, words in (
+        (["demo", "--scale", "0"], ["--scale", "must be > 0"]),
+        (["demo", "--scale", "lots"], ["--scale", "expected a number"]),
+        (["demo", "--dirty-rate", "2"], ["--dirty-rate", "between 0 and 0.5"]),
+        (["demo", "--changes", "-5"], ["--changes", "must be >= 0"]),
+        (["demo", "--continuous-seconds", "-1"], ["--continuous-seconds", "must be >= 0"]),
+        (["run", "--max-seconds", "-3"], ["--max-seconds", "must be >= 0"]),
+        (["dlt", "run", str(tmp_path), "--storage", str(tmp_path), "--conf", "KEY"], ["--conf", "KEY=VALUE"]),
+        (["dlt", "run", str(tmp_path), "--storage", str(tmp_path), "--workers", "0"], ["--workers", ">= 1"]),
+        (["dlt", "run", str(tmp_path), "--storage", str(a_file)], ["--storage", "is a file"]),
+        (["run", "--storage", str(a_file)], ["--storage", "is a file"]),
+    ):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert all(w in err for w in words) and "Traceback" not in err, (argv, err)
+
+
+def test_demo_replaces_only_a_storage_folder_it_created(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`demo --storage DIR` wipes DIR on each run: never a folder it did not create, nor a file; refused in
+    one line before anything runs (the demo also resets the source's capture)."""
+    from pathlib import Path
+
+    from inventory_bronze.cli.demo import DEFAULT_STORAGE, MARKER, _replace_storage, storage_problem
+
+    archive = tmp_path / "pipelines"
+    (archive / "inventory_bronze_cdc" / "tables").mkdir(parents=True)
+    (archive / "inventory_bronze_cdc" / "tables" / "part-0.parquet").write_bytes(b"irreplaceable")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for storage, words in ((archive, "did not create"), (a_file, "is a file")):
+        assert main(["demo", "--storage", str(storage)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"demo: --storage {storage}") and words in err and "Traceback" not in err
+    assert (archive / "inventory_bronze_cdc" / "tables" / "part-0.parquet").read_bytes() == b"irreplaceable"
+    assert a_file.read_text() == "mine"
+
+    empty, fresh, own = tmp_path / "empty", tmp_path / "new", tmp_path / "own"
+    empty.mkdir()
+    _replace_storage(own)
+    (own / "inventory_bronze_batch").mkdir()
+    assert (own / MARKER).is_file()
+    assert [storage_problem(p) for p in (empty, fresh, own, DEFAULT_STORAGE)] == [None] * 4
+    _replace_storage(own)
+    assert [p.name for p in Path(own).iterdir()] == [MARKER]

@@ -128,3 +128,32 @@ def test_lost_state_file_keeps_the_running_port_and_sets_a_new_password(pg_serve
         server.ensure_server(pg_server.data_dir)  # the old password again
     with pg_server.connect() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_other_secrets_are_kept_and_a_malformed_file_is_refused_untouched(
+    pg_server: server.ServerInfo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The secrets file may hold the PII key: `db start` keeps it, and never rewrites a file it cannot parse
+    (a trailing comma once cost the key, and with it the encrypted data)."""
+    from inventory_bronze.cli import main
+    from inventory_bronze.source.errors import ServerError
+
+    path = tmp_path / "local.json"
+    monkeypatch.setenv(server.ENV_SECRETS_FILE, str(path))
+    path.write_text(json.dumps({"KPiiEncryptionKey": "the-key"}))
+    server.ensure_server(pg_server.data_dir)
+    assert json.loads(path.read_text())["KPiiEncryptionKey"] == "the-key"
+
+    for malformed in ('{"KPiiEncryptionKey": "the-key",}\n', '["KPiiEncryptionKey"]\n'):
+        path.write_text(malformed)
+        with pytest.raises(ServerError) as refused:
+            server.ensure_server(pg_server.data_dir)
+        assert str(path) in str(refused.value) and "nothing was changed" in str(refused.value)
+        assert path.read_text() == malformed
+        assert main(["db", "start", "--data-dir", str(pg_server.data_dir)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"db start: The secrets file {path}") and "Traceback" not in err
+        assert path.read_text() == malformed

@@ -6,12 +6,41 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from inventory_bronze import bronze
+from inventory_bronze.cli.options import dirty_rate, non_negative_float, non_negative_int, scale
 
 DEFAULT_STORAGE = bronze.repo_root() / "var" / "demo"
+#: in a storage folder the demo created: the demo replaces only such a folder (or its default one)
+MARKER = ".inventory-bronze-demo"
+
+
+def storage_problem(storage: Path) -> str | None:
+    """Why the demo must not replace STORAGE, or None: it may replace a folder it created (marked), its
+    default folder, an empty folder, or nothing; never a file or someone else's pipelines' storage."""
+    if not storage.exists():
+        return None
+    if not storage.is_dir():
+        return f"--storage {storage} is a file, not a folder: choose a new or empty folder."
+    if (storage / MARKER).is_file() or storage.resolve() == DEFAULT_STORAGE.resolve():
+        return None
+    if any(storage.iterdir()):
+        return (
+            f"--storage {storage} holds data the demo did not create (no {MARKER} in it), and the demo "
+            f"replaces its storage: choose a new or empty folder, or remove this one yourself."
+        )
+    return None
+
+
+def _replace_storage(storage: Path) -> None:
+    shutil.rmtree(storage, ignore_errors=True)
+    storage.mkdir(parents=True)
+    (storage / MARKER).write_text(
+        "created by `inventory-bronze demo`, which replaces this folder on each run\n"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,18 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "expectation results, reconciliation, and where the tables and the event logs are.",
     )
     parser.add_argument(
-        "--scale", type=float, default=0.01, help="source volume (1 = the seed's; default 0.01)"
+        "--scale", type=scale, default=0.01, help="source volume (1 = the seed's; default 0.01)"
     )
-    parser.add_argument("--dirty-rate", type=float, default=0.02, help="share of rule-breaking rows (0.02)")
-    parser.add_argument("--changes", type=int, default=1000, help="changes between the two updates (1000)")
+    parser.add_argument(
+        "--dirty-rate", type=dirty_rate, default=0.02, help="share of rule-breaking rows (0.02)"
+    )
+    parser.add_argument(
+        "--changes", type=non_negative_int, default=1000, help="changes between the two updates (1000)"
+    )
     parser.add_argument(
         "--continuous-seconds",
-        type=float,
+        type=non_negative_float,
         default=0,
         metavar="N",
         help="then run the CDC pipeline continuously for N s under a change workload (default: skip)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="random seed of the generator (42)")
+    parser.add_argument("--seed", type=non_negative_int, default=42, help="random seed of the generator (42)")
     parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}")
     parser.set_defaults(handler=_demo)
 
@@ -56,6 +89,10 @@ def _demo(args: argparse.Namespace) -> int:
     from inventory_bronze.source.server import ensure_server
     from inventory_bronze.source.workload import run_changes
 
+    problem = storage_problem(args.storage)
+    if problem is not None:  # before anything runs: the demo also resets the source and its capture
+        print(f"demo: {problem}", file=sys.stderr)
+        return 2
     timings: dict[str, float] = {}
     started = _step("local PostgreSQL")
     info = ensure_server()
@@ -82,7 +119,7 @@ def _demo(args: argparse.Namespace) -> int:
         pii.reset_keys()
         print("PII key: generated and stored in the local secrets file")
 
-    shutil.rmtree(args.storage, ignore_errors=True)
+    _replace_storage(args.storage)
     t = _step("initial update (both pipelines)")
     results = run_pipelines(storage=args.storage, quiet=True)
     timings["initial update"] = time.monotonic() - t

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inventory_bronze.cli.options import parse_conf
+from inventory_bronze.cli.options import (
+    conf_entry,
+    non_negative_float,
+    parse_conf,
+    positive_int,
+    storage_folder,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "table STORAGE/system/events. Exit status 1 when the update fails.",
     )
     run.add_argument("paths", nargs="+", metavar="PATH", help="pipeline source file or folder")
-    run.add_argument("--storage", required=True, metavar="DIR", help="pipeline storage folder")
+    run.add_argument(
+        "--storage", required=True, type=storage_folder, metavar="DIR", help="pipeline storage folder"
+    )
     run.add_argument(
         "--conf",
         action="append",
+        type=conf_entry,
         default=[],
         metavar="KEY=VALUE",
         help="pipeline configuration entry, read by code with spark.conf.get(KEY) (repeatable)",
@@ -41,9 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--continuous", action="store_true", help="keep processing new input until stopped (Ctrl-C)"
     )
     run.add_argument(
-        "--max-seconds", type=float, metavar="N", help="with --continuous: stop cleanly after N seconds"
+        "--max-seconds",
+        type=non_negative_float,
+        metavar="N",
+        help="with --continuous: stop cleanly after N seconds",
     )
-    run.add_argument("--workers", type=int, default=2, metavar="N", help="flows run at once (default 2)")
+    run.add_argument(
+        "--workers", type=positive_int, default=2, metavar="N", help="flows run at once (default 2)"
+    )
     run.add_argument(
         "--jit",
         choices=["quick", "full"],

@@ -3,14 +3,76 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def conf_entry(entry: str) -> str:
+    """An argparse type: a `KEY=VALUE` entry, checked when the arguments are parsed."""
+    key, sep, _ = entry.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{entry!r}: expected KEY=VALUE")
+    return entry
 
 
 def parse_conf(entries: list[str]) -> dict[str, str]:
-    """`KEY=VALUE` strings to a dict; a malformed entry is an argparse error naming it."""
+    """`KEY=VALUE` strings (checked by `conf_entry`) to a dict."""
     conf: dict[str, str] = {}
     for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"--conf {entry!r}: expected KEY=VALUE")
+        key, _, value = conf_entry(entry).partition("=")
         conf[key.strip()] = value
     return conf
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(_number(text, int, "a whole number >= 1"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    value = int(_number(text, int, "a whole number >= 0"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be >= 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    value = _number(text, float, "a number >= 0")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+def scale(text: str) -> float:
+    """An argparse type: a source volume factor, > 0 and <= 20 (1 = the seed's volumes)."""
+    value = _number(text, float, "a number such as 1 or 0.01")
+    if not 0 < value <= 20:
+        raise argparse.ArgumentTypeError(f"{value:g}: must be > 0 and <= 20 (1 = the seed's volumes)")
+    return value
+
+
+def dirty_rate(text: str) -> float:
+    """An argparse type: a fraction of rule-breaking rows, 0 to 0.5."""
+    value = _number(text, float, "a fraction such as 0.02")
+    if not 0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{value:g}: must be between 0 and 0.5")
+    return value
+
+
+def storage_folder(text: str) -> Path:
+    """An argparse type: a pipelines' storage folder, existing or to be created, never a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder; choose a folder for the storage")
+    return path

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from inventory_bronze import bronze
+from inventory_bronze.cli.options import non_negative_float, storage_folder
 
 DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
 
@@ -20,14 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "runtime: the triggered pipeline (batch, full refresh, micro-batch tables), then the CDC pipeline "
         "(triggered, or continuous with --continuous). Storage: STORAGE/<pipeline>/tables/<dataset>.",
     )
-    parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}")
+    parser.add_argument(
+        "--storage", type=storage_folder, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}"
+    )
     parser.add_argument("--target", default="dev", help="bundle target whose settings to use (default dev)")
     parser.add_argument(
         "--pipeline", action="append", metavar="KEY", help="only this pipeline (repeatable; default all)"
     )
     parser.add_argument("--full-refresh", action="store_true", help="reset and reload every table")
     parser.add_argument("--continuous", action="store_true", help="run the CDC pipeline continuously")
-    parser.add_argument("--max-seconds", type=float, metavar="N", help="with --continuous: stop after N s")
+    parser.add_argument(
+        "--max-seconds", type=non_negative_float, metavar="N", help="with --continuous: stop after N s"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summaries")
     parser.add_argument(
         "--no-reconcile", action="store_true", help="skip comparing bronze with the source afterwards"

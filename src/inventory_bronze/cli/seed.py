@@ -7,25 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--scale {text!r}: expected a number such as 1 or 0.01") from None
-    if not 0 < value <= 20:
-        raise argparse.ArgumentTypeError(f"--scale {value:g}: must be > 0 and <= 20 (1 = the seed's volumes)")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--dirty-rate {text!r}: expected a fraction such as 0.02") from None
-    if not 0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"--dirty-rate {value:g}: must be between 0 and 0.5")
-    return value
+from inventory_bronze.cli.options import dirty_rate, scale
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is counted in the output.",
     )
     parser.add_argument(
-        "--scale", type=_scale, default=1.0, help="volume factor (default 1: the seed's volumes)"
+        "--scale", type=scale, default=1.0, help="volume factor (default 1: the seed's volumes)"
     )
     parser.add_argument(
-        "--dirty-rate", type=_rate, default=0.0, help="fraction of rows per dirty rule (default 0)"
+        "--dirty-rate", type=dirty_rate, default=0.0, help="fraction of rows per dirty rule (default 0)"
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--data-dir", type=Path, help="local server folder (default: var/postgres)")

@@ -556,16 +556,31 @@ def _bootstrap(info: ServerInfo) -> None:
         )
 
 
+def existing_secrets(target: Path) -> dict[str, object]:
+    """What a local secrets file holds already (kept when the server's secrets are written). A file that is
+    no JSON object is refused, never rewritten: it may hold the PII key, and losing that loses the data."""
+    if not target.is_file():
+        return {}
+    try:
+        existing = json.loads(target.read_text())
+    except (OSError, ValueError) as err:
+        raise ServerError(
+            f"The secrets file {target} is unreadable or not JSON ({err}): fix it (it may hold the PII key) "
+            f"or move it away, then run again; nothing was changed."
+        ) from None
+    if not isinstance(existing, dict):
+        raise ServerError(
+            f"The secrets file {target} must hold one JSON object of secret name -> value: fix it or move it "
+            f"away, then run again; nothing was changed."
+        )
+    return existing
+
+
 def write_secrets_file(info: ServerInfo, path: Path | None = None) -> Path:
-    """Write the seed's secret names for local runs (mode 600): KConnectionString, KUser, KPassword."""
+    """Write the seed's secret names for local runs (mode 600): KConnectionString, KUser, KPassword; the
+    file's other secrets (e.g. the PII key) are kept, and a malformed file is refused (`existing_secrets`)."""
     target = path or secrets_file()
-    payload: dict[str, object] = {}
-    if target.is_file():  # keep the other secrets there (e.g. the PII key: losing it loses the data)
-        try:
-            existing = json.loads(target.read_text())
-            payload = existing if isinstance(existing, dict) else {}
-        except (OSError, ValueError):
-            payload = {}
+    payload = existing_secrets(target)
     payload.update({SECRET_URL: info.jdbc_url, SECRET_USER: info.user, SECRET_PASSWORD: info.password})
     _write_private(target, json.dumps(payload, indent=2) + "\n")
     return target
@@ -591,6 +606,7 @@ def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
     """Start the local server if it is not running (initialising it on first use) and return how to reach
     it. Idempotent: when it runs already, returns its info. Also writes the local secrets file."""
     paths = _Paths(Path(data_dir).resolve() if data_dir else default_data_dir().resolve())
+    existing_secrets(secrets_file(paths.data_dir))  # a malformed secrets file stops us before anything runs
     with _locked(paths):
         user = _os_user()
         _open_path_for(user, paths.data_dir)
