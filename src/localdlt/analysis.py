@@ -18,7 +18,7 @@ from pyspark.sql.types import StructType
 
 from localdlt import context
 from localdlt import expectations as exp
-from localdlt.errors import DefinitionError
+from localdlt.errors import DefinitionError, error_summary
 from localdlt.frames import empty_frame
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.sessionproxy import SessionProxy, session_with_conf
@@ -222,7 +222,7 @@ class Analyzer:
         except Exception as err:
             raise DefinitionError(
                 f"The query function of {what} ({source_file}) failed while the pipeline was analysed: "
-                f"{type(err).__name__}: {_first_line(err)}"
+                f"{error_summary(err)}"
             ) from err
         if not isinstance(df, DataFrame):
             raise DefinitionError(

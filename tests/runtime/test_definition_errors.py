@@ -136,6 +136,26 @@ def _assert_nothing_written(pipeline):
             """,
             "snapshot target must have that one flow only",
         ),
+        (
+            """
+            from pyspark.sql.datasource import DataSource
+
+            class Unreachable(DataSource):
+                @classmethod
+                def name(cls):
+                    return "unreachable_src"
+
+                def schema(self):
+                    raise ConnectionError("source db1:5432 refused the login (secret KPassword)")
+
+            spark.dataSource.register(Unreachable)
+
+            @dlt.table
+            def from_source():
+                return spark.read.format("unreachable_src").load()
+            """,
+            "ConnectionError: source db1:5432 refused the login (secret KPassword)",
+        ),
     ],
     ids=[
         "duplicate",
@@ -151,6 +171,7 @@ def _assert_nothing_written(pipeline):
         "no-flow",
         "two-flows-into-mv",
         "snapshot-and-append-into-one-target",
+        "python-data-source-error-not-cut-at-its-traceback",
     ],
 )
 def test_definition_errors_fail_the_update_before_writing(pipeline, code, message):

@@ -430,6 +430,39 @@ def test_stream_with_a_wrong_password_names_the_secret(cdc, pg_server, tmp_path:
     assert "KWrongPassword" in text and "not-the-password-xyz" not in text
 
 
+def test_resolved_options_still_name_their_secrets(pg_server, monkeypatch, tmp_path: Path) -> None:
+    """Values resolved in the driver (`resolved_options`, Databricks' way) carry the secrets' names, so a
+    wrong password names KPassword, never `option 'password'` nor the value."""
+    import json
+
+    from inventory_bronze.source import server
+    from inventory_bronze.source.capture_connection import (
+        connection_from_options,
+        open_connection,
+        resolved_options,
+    )
+    from inventory_bronze.source.errors import ConnectionFailed
+
+    local = tmp_path / "local.json"
+    values = {"KConnectionString": pg_server.jdbc_url, "KUser": pg_server.user, "KPassword": "wrong-pw-xyz"}
+    local.write_text(json.dumps(values))
+    monkeypatch.setenv(server.ENV_SECRETS_FILE, str(local))
+    options = resolved_options()
+    assert options["passwordSecret"] == "KPassword" and "wrong-pw-xyz" not in str(
+        {k: v for k, v in options.items() if k != "password"}
+    )
+    conn = connection_from_options({k.upper() if k == "url" else k: v for k, v in options.items()})
+    assert (conn.url_secret, conn.user_secret, conn.password_secret) == (
+        "KConnectionString",
+        "KUser",
+        "KPassword",
+    )
+    with pytest.raises(ConnectionFailed) as refused:
+        open_connection(conn)
+    text = str(refused.value)
+    assert "KPassword" in text and "option 'password'" not in text and "wrong-pw-xyz" not in text
+
+
 def test_capture_commands(pg_server, capture_table, capsys) -> None:
     from inventory_bronze.cli import main
 

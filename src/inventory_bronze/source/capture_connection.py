@@ -46,18 +46,19 @@ def connection_from_options(options: Mapping[str, str]) -> SourceConnection:
         missing = [k for k in (OPT_URL, OPT_USER) if not options.get(k)]
         if missing:
             raise ConnectionFailed(f"Option 'password' is set, so options {missing} are needed too.")
-        host, port, database, params = parse_connection_url(options[OPT_URL], secret_name="option 'url'")
-        password = SecretValue(options[OPT_PASSWORD], "option 'password'", "stream options")
+        # the secrets the values were resolved from (`resolved_options` passes their names): errors name those
+        url_name, user_name, password_name = (
+            options.get(name_opt.lower()) or f"option '{value_opt}'"
+            for name_opt, value_opt in (
+                (OPT_URL_SECRET, OPT_URL),
+                (OPT_USER_SECRET, OPT_USER),
+                (OPT_PASSWORD_SECRET, OPT_PASSWORD),
+            )
+        )
+        host, port, database, params = parse_connection_url(options[OPT_URL], secret_name=url_name)
+        password = SecretValue(options[OPT_PASSWORD], password_name, "stream options")
         return SourceConnection(
-            host,
-            port,
-            database,
-            options[OPT_USER],
-            password,
-            params,
-            "option 'url'",
-            "option 'user'",
-            "option 'password'",
+            host, port, database, options[OPT_USER], password, params, url_name, user_name, password_name
         )
 
     defaults = SecretNames.from_env()
@@ -127,4 +128,12 @@ def resolved_options(names: SecretNames | None = None, chain: Any = None) -> dic
     `spark.readStream.format("pgcdc").options(**resolved_options())` where the data source's Python workers
     cannot reach the chain themselves (on Databricks, dbutils lives in the notebook's process only)."""
     conn = source_connection(names, chain)
-    return {OPT_URL: conn.jdbc_url, OPT_USER: conn.user, OPT_PASSWORD: conn.password.reveal()}
+    return {
+        OPT_URL: conn.jdbc_url,
+        OPT_USER: conn.user,
+        OPT_PASSWORD: conn.password.reveal(),
+        # names only, for errors that say which secret to fix
+        OPT_URL_SECRET: conn.url_secret,
+        OPT_USER_SECRET: conn.user_secret,
+        OPT_PASSWORD_SECRET: conn.password_secret,
+    }
