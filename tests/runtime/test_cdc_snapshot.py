@@ -70,6 +70,30 @@ def test_dataset_source_scd1(spark, tmp_path):
     assert (ctx.metrics.num_upserted_rows, ctx.metrics.num_deleted_rows) == (2, 1)
 
 
+def test_a_crash_before_the_state_is_saved_loses_no_later_change(spark, tmp_path):
+    """Killed after the target's commit, before snapshot.json: a dataset source is read anew on the rerun
+    (the source moved on meanwhile), and that snapshot is applied, not skipped as already committed."""
+    for scd in (1, 2):
+        h = CdcHarness(spark, tmp_path / f"scd{scd}", SCHEMA)
+        path = h.source("snap")
+        f = h.snapshot_flow(source="snap", keys=["id"], stored_as_scd_type=scd)
+
+        def source(rows, path=path):
+            spark.createDataFrame(rows, SCHEMA).write.format("delta").mode("overwrite").save(path)
+
+        source([(1, "a", "x"), (2, "b", "y")])
+        h.run(f)
+        state = next((h.root / "storage").rglob("snapshot.json"))
+        saved = state.read_bytes()
+        source([(1, "a", "x2"), (2, "b", "y")])
+        h.run(f)
+        state.write_bytes(saved)  # as if killed between the target's commit and the state's
+        source([(1, "a", "x3"), (2, "b", "y"), (3, "c", "z")])
+        h.run(f)
+        current = sorted(r[:3] for r in h.rows() if scd == 1 or r[-1] is None)
+        assert current == [(1, "a", "x3"), (2, "b", "y"), (3, "c", "z")], scd
+
+
 def _one_snapshot_source(spark, rows, schema=SCHEMA):
     def source(latest):
         return None if latest is not None else (spark.createDataFrame(rows, schema), 1)

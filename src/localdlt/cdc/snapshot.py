@@ -18,13 +18,15 @@ not cover exactly (a source column dropped) is MERGEd instead.
 
 Hidden state: DIR/system/state/<target>/snapshot.json -- the last applied snapshot (n, version), replaced
 atomically (earlier versions kept it in a Delta table, snapshots/, still read when the file is missing). The
-target commit of snapshot n is idempotent by (app id + ':snapshot', n) and comes before the state is
-written, so a crash between them is harmless: the rerun asks for the same snapshot again and Delta skips its
-commit.
+target commit comes before the state is written. A crash between them is harmless: for a function source
+the rerun asks for the same snapshot n again and Delta skips its commit, idempotent by (app id + ':snapshot',
+n); a dataset source is read anew by the rerun (the source may have moved on), and its commit, a difference
+against the target's current rows, is applied (a txn would skip that newer snapshot as already committed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -287,6 +289,18 @@ class SnapshotFlow:
         rows = compared.groupBy("__kind").count().collect()
         return {r["__kind"]: int(r["count"]) for r in rows}
 
+    def _txn(self, n: int) -> dict[str, str]:
+        """The commit's exactly-once options: for a function source only (see the module's docstring)."""
+        if isinstance(self.spec.source, str):
+            return {}
+        return c.txn_options(self.ctx.app_id + ":snapshot", n)
+
+    def _idempotent(self, spark: SparkSession, n: int) -> Any:
+        """`_txn` for DML (MERGE)."""
+        if isinstance(self.spec.source, str):
+            return contextlib.nullcontext()
+        return self.ctx.idempotent_dml(spark, n, ":snapshot")
+
     def _overwrite(self, rows: DataFrame, n: int, row_count: int) -> None:
         """The target's new contents in one commit, exactly once for snapshot n. `replaceWhere` keeps the
         table's definition (a plain overwrite would drop its clustering columns); a file per million rows."""
@@ -295,7 +309,7 @@ class SnapshotFlow:
             .write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", "true")
-            .options(**c.txn_options(self.ctx.app_id + ":snapshot", n))
+            .options(**self._txn(n))
             .save(self.ctx.target_path)
         )
 
@@ -388,7 +402,7 @@ class SnapshotFlow:
         values = self._values(snap)
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.keys)
         changed = " OR ".join(f"NOT (t.{q(v)} <=> s.{q(v)})" for v in values) or "false"
-        with self.ctx.idempotent_dml(spark, n, ":snapshot"):
+        with self._idempotent(spark, n):
             result = (
                 DeltaTable.forPath(spark, self.ctx.target_path)
                 .alias("t")
@@ -463,7 +477,7 @@ class SnapshotFlow:
             insert[q(c.END_AT)] = (
                 "CAST(NULL AS " + snap.select(_version_lit(version)).schema[0].dataType.simpleString() + ")"
             )
-            with self.ctx.idempotent_dml(spark, n, ":snapshot"):
+            with self._idempotent(spark, n):
                 result = (
                     DeltaTable.forPath(spark, self.ctx.target_path)
                     .alias("t")
