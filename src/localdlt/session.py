@@ -127,7 +127,11 @@ def get_spark(
     from localdlt import jvm_archive, localfs
 
     jars = jar_files()
-    settings = {**LOCAL_CONF, **localfs.spark_conf(jars), **(conf or {})}
+    fs_conf = localfs.spark_conf(jars)
+    settings = {**LOCAL_CONF, **fs_conf, **(conf or {})}
+    if "spark.driver.extraClassPath" in fs_conf:  # a caller's class path extends the jar's, never drops it
+        paths = [fs_conf["spark.driver.extraClassPath"], settings["spark.driver.extraClassPath"]]
+        settings["spark.driver.extraClassPath"] = os.pathsep.join(dict.fromkeys(paths))
     # class-data sharing (a faster JVM start), then the user's own options, last so that they win
     extra = [
         jvm_archive.java_options(jar_dir(), jars),

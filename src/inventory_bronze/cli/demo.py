@@ -37,7 +37,7 @@ def storage_problem(storage: Path) -> str | None:
 
 def _replace_storage(storage: Path) -> None:
     shutil.rmtree(storage, ignore_errors=True)
-    storage.mkdir(parents=True)
+    storage.mkdir(parents=True, exist_ok=True)
     (storage / MARKER).write_text(
         "created by `inventory-bronze demo`, which replaces this folder on each run\n"
     )

@@ -289,17 +289,18 @@ class SnapshotFlow:
         rows = compared.groupBy("__kind").count().collect()
         return {r["__kind"]: int(r["count"]) for r in rows}
 
+    @property
+    def _read_anew(self) -> bool:
+        """A dataset source, read anew by a rerun: its commits go without a txn (see the module's docstring)."""
+        return isinstance(self.spec.source, str)
+
     def _txn(self, n: int) -> dict[str, str]:
-        """The commit's exactly-once options: for a function source only (see the module's docstring)."""
-        if isinstance(self.spec.source, str):
-            return {}
-        return c.txn_options(self.ctx.app_id + ":snapshot", n)
+        """The overwrite's exactly-once options, for a function source."""
+        return {} if self._read_anew else c.txn_options(self.ctx.app_id + ":snapshot", n)
 
     def _idempotent(self, spark: SparkSession, n: int) -> Any:
-        """`_txn` for DML (MERGE)."""
-        if isinstance(self.spec.source, str):
-            return contextlib.nullcontext()
-        return self.ctx.idempotent_dml(spark, n, ":snapshot")
+        """The MERGE's exactly-once settings, for a function source."""
+        return contextlib.nullcontext() if self._read_anew else self.ctx.idempotent_dml(spark, n, ":snapshot")
 
     def _overwrite(self, rows: DataFrame, n: int, row_count: int) -> None:
         """The target's new contents in one commit, exactly once for snapshot n. `replaceWhere` keeps the
