@@ -9,6 +9,9 @@ import dlt  # noqa: E402
 from inventory_bronze import bronze  # noqa: E402
 
 
-@dlt.table(comment="Changes of tests.returns rejected by the quality rules; dq_failed_rules names them.")
+@dlt.table(
+    comment="Changes of tests.returns rejected by the quality rules; dq_failed_rules names them.",
+    table_properties=bronze.pii_properties("returns", spark),
+)
 def bz_returns_quarantine():
     return bronze.quarantined(dlt.read_stream("bz_returns_changes"), "returns")

@@ -13,7 +13,11 @@ from inventory_bronze import bronze  # noqa: E402
 @dlt.table(
     comment="Every change of tests.shipments (log-based capture), PII protected.",
     partition_cols=["_change_date"],
-    table_properties={"quality": "bronze", "delta.appendOnly": "true"},
+    table_properties={
+        "quality": "bronze",
+        "delta.appendOnly": "true",
+        **bronze.pii_properties("shipments", spark),
+    },
 )
 def bz_shipments_changes():
     changes = bronze.prepare(bronze.change_stream(spark, "shipments"), "shipments", spark)

@@ -13,7 +13,11 @@ from inventory_bronze import bronze  # noqa: E402
 @dlt.table(
     comment="Every change of tests.stock_levels (log-based capture), PII protected.",
     partition_cols=["_change_date"],
-    table_properties={"quality": "bronze", "delta.appendOnly": "true"},
+    table_properties={
+        "quality": "bronze",
+        "delta.appendOnly": "true",
+        **bronze.pii_properties("stock_levels", spark),
+    },
 )
 def bz_stock_levels_changes():
     changes = bronze.prepare(bronze.change_stream(spark, "stock_levels"), "stock_levels", spark)

@@ -9,6 +9,9 @@ import dlt  # noqa: E402
 from inventory_bronze import bronze  # noqa: E402
 
 
-@dlt.table(comment="Changes of tests.stock_levels rejected by the quality rules; dq_failed_rules names them.")
+@dlt.table(
+    comment="Changes of tests.stock_levels rejected by the quality rules; dq_failed_rules names them.",
+    table_properties=bronze.pii_properties("stock_levels", spark),
+)
 def bz_stock_levels_quarantine():
     return bronze.quarantined(dlt.read_stream("bz_stock_levels_changes"), "stock_levels")

@@ -9,6 +9,9 @@ import dlt  # noqa: E402
 from inventory_bronze import bronze  # noqa: E402
 
 
-@dlt.table(comment="Rows of tests.suppliers rejected by the quality rules; dq_failed_rules names them.")
+@dlt.table(
+    comment="Rows of tests.suppliers rejected by the quality rules; dq_failed_rules names them.",
+    table_properties=bronze.pii_properties("suppliers", spark),
+)
 def bz_suppliers_quarantine():
     return bronze.quarantined(dlt.read("bz_suppliers_source"), "suppliers")

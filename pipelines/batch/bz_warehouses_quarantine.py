@@ -9,6 +9,9 @@ import dlt  # noqa: E402
 from inventory_bronze import bronze  # noqa: E402
 
 
-@dlt.table(comment="Rows of tests.warehouses rejected by the quality rules; dq_failed_rules names them.")
+@dlt.table(
+    comment="Rows of tests.warehouses rejected by the quality rules; dq_failed_rules names them.",
+    table_properties=bronze.pii_properties("warehouses", spark),
+)
 def bz_warehouses_quarantine():
     return bronze.quarantined(dlt.read("bz_warehouses_source"), "warehouses")

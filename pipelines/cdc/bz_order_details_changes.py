@@ -13,7 +13,11 @@ from inventory_bronze import bronze  # noqa: E402
 @dlt.table(
     comment="Every change of tests.order_details (log-based capture), PII protected.",
     partition_cols=["_change_date"],
-    table_properties={"quality": "bronze", "delta.appendOnly": "true"},
+    table_properties={
+        "quality": "bronze",
+        "delta.appendOnly": "true",
+        **bronze.pii_properties("order_details", spark),
+    },
 )
 def bz_order_details_changes():
     changes = bronze.prepare(bronze.change_stream(spark, "order_details"), "order_details", spark)

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inventory_bronze import config as cfg
-from inventory_bronze import pii
+from inventory_bronze import pii, pii_tables
 from inventory_bronze.config import BronzeConfig, Pattern, TableConfig
 from inventory_bronze.source import schema as source_schema
 
@@ -347,7 +347,16 @@ def table_properties(table: str, spark: SparkSession | None = None) -> dict[str,
         "source_table": f"{configuration(spark).source.schema_}.{table}",
         "ingestion_pattern": tcfg.pattern.value,
         "schedule": tcfg.schedule,
+        **pii_properties(table, spark),
     }
+
+
+def pii_properties(table: str, spark: SparkSession | None = None) -> dict[str, str]:
+    """For a table with PII columns, the fingerprint of the key that protects it (see pii_tables), declared
+    on each of its datasets that holds PII: the bronze table, its quarantine and its change archive."""
+    if not table_config(table, spark).pii:
+        return {}
+    return {pii_tables.PROPERTY: pii.load_keys().fingerprint}
 
 
 def scd_type(table: str, spark: SparkSession | None = None) -> int:

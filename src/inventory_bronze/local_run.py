@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inventory_bronze import bronze
+from pyspark.sql import SparkSession
+
+from inventory_bronze import bronze, pii, pii_tables
 from inventory_bronze.bundle import PipelineSpec, load_bundle
 from inventory_bronze.errors import ConfigError
 from localdlt import UpdateOptions, UpdateResult, run_update
@@ -22,6 +24,19 @@ def pipeline_specs(target: str = "dev", only: list[str] | None = None) -> list[P
         specs = [s for s in specs if s.key in only]
     # the triggered pipeline first: its tables are the CDC tables' references
     return sorted(specs, key=lambda s: s.continuous)
+
+
+def _check_pii_key(
+    spark: SparkSession, storage: Path, spec: PipelineSpec, full_refresh: bool, progress: ConsoleProgress
+) -> None:
+    """Before a pipeline writes: its PII tables were written with the key it will use (pii_tables)."""
+    config = bronze.configuration(path=spec.configuration.get(bronze.CONF_CONFIG_PATH))
+    if not pii_tables.protected_datasets(config):
+        return
+    keys = pii.load_keys(spec.configuration.get(pii.PIPELINE_CONF_KEY))
+    recorded = pii_tables.check_storage(spark, storage, config, keys, full_refresh=full_refresh)
+    if recorded:
+        progress.line(f"  PII key {keys.fingerprint} recorded on {', '.join(recorded)}")
 
 
 def run_pipelines(
@@ -43,6 +58,7 @@ def run_pipelines(
         )
         progress = ConsoleProgress(quiet=quiet)
         progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")
+        _check_pii_key(spark, storage / spec.key, spec, full_refresh, progress)
         results[spec.key] = run_update(
             spec.libraries,
             storage / spec.key,

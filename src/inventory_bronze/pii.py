@@ -88,6 +88,8 @@ _HKDF_SALT = b"inventory-bronze/pii"  # public: separates this use of the key fr
 _PURPOSE_ENCRYPT = b"v1/aes-256-gcm/data-key"
 _PURPOSE_NONCE = b"v1/gcm-nonce/hmac-sha256"
 _PURPOSE_HASH = b"v1/join-hash/hmac-sha256"
+_PURPOSE_FINGERPRINT = b"v1/key-fingerprint"
+FINGERPRINT_HEX = 16  # 64 bits: tells keys apart, nothing more
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MIN_CIPHERTEXT = len(VERSION) + NONCE_BYTES + TAG_BYTES
 _KEYGEN_HINT = "generate one with `inventory-bronze pii keygen` (see docs/pii.md)"
@@ -103,13 +105,18 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
 class PiiKeys:
     """The three sub-keys derived from the data key. Never prints them; pickles (for Spark workers)."""
 
-    __slots__ = ("_encrypt", "_nonce", "_hash", "secret_name")
+    __slots__ = ("_encrypt", "_nonce", "_hash", "secret_name", "fingerprint")
 
-    def __init__(self, encrypt: bytes, nonce: bytes, hash_: bytes, secret_name: str) -> None:
+    def __init__(
+        self, encrypt: bytes, nonce: bytes, hash_: bytes, secret_name: str, fingerprint: str = ""
+    ) -> None:
         self._encrypt = encrypt
         self._nonce = nonce
         self._hash = hash_
         self.secret_name = secret_name
+        #: names the data key without revealing it (a sub-key of its own, hashed): recorded on every table
+        #: the key protects, so that a run under another key is refused before it writes
+        self.fingerprint = fingerprint
 
     @classmethod
     def from_key(cls, key: bytes, secret_name: str = "<key>") -> PiiKeys:
@@ -123,6 +130,7 @@ class PiiKeys:
             _derive(key, _PURPOSE_NONCE),
             _derive(key, _PURPOSE_HASH),
             secret_name,
+            hashlib.sha256(_derive(key, _PURPOSE_FINGERPRINT)).hexdigest()[:FINGERPRINT_HEX],
         )
 
     @classmethod
@@ -131,12 +139,12 @@ class PiiKeys:
         return cls.from_key(parse_key(secret), secret.name)
 
     def __repr__(self) -> str:
-        return f"PiiKeys(secret_name={self.secret_name!r}, keys='***')"
+        return f"PiiKeys(secret_name={self.secret_name!r}, fingerprint={self.fingerprint!r}, keys='***')"
 
     __str__ = __repr__
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable into UDF closures, still redacted when printed
-        return (PiiKeys, (self._encrypt, self._nonce, self._hash, self.secret_name))
+        return (PiiKeys, (self._encrypt, self._nonce, self._hash, self.secret_name, self.fingerprint))
 
 
 def parse_key(secret: SecretValue) -> bytes:

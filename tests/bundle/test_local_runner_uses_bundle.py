@@ -31,3 +31,13 @@ def test_local_runner_takes_libraries_and_configuration_from_the_resource_files(
     assert sorted(p.resolve() for s in specs.values() for p in s.libraries) == every_file
     # the triggered pipeline runs first (its tables are the references of the others)
     assert [s.continuous for s in pipeline_specs("dev")] == [False, True]
+
+
+def test_a_pipeline_not_in_the_bundle_is_one_line_naming_the_pipelines(spark, tmp_path, capsys):
+    from inventory_bronze.cli import main
+
+    assert main(["run", "--pipeline", "nope", "--storage", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No pipeline ['nope'] in the bundle") and "inventory_bronze_cdc" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing written

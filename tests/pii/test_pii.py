@@ -332,6 +332,16 @@ def test_cli_decrypt_hash_and_errors(capsys: pytest.CaptureFixture[str]) -> None
     assert done.value.code == 0 and "--table" in capsys.readouterr().out
 
 
+def test_cli_fingerprint(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _cli(["pii", "fingerprint"]) == 0
+    shown = capsys.readouterr().out.strip()
+    assert shown == pii.load_keys().fingerprint and not any(form in shown for form in _key_forms())
+    monkeypatch.delenv(env_var_for(SECRET))
+    pii.reset_keys()
+    assert _cli(["pii", "fingerprint"]) == 1
+    assert "KPiiEncryptionKey" in capsys.readouterr().err
+
+
 def test_cli_keygen(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from inventory_bronze import bronze, pii
+from inventory_bronze import bronze, pii, pii_tables
 from inventory_bronze.config import target_name
+from inventory_bronze.errors import PiiProtectionError
 
 TABLES = [
     "products",
@@ -96,11 +97,19 @@ def _check_bronze_equals_source(spark: Any, storage: Path, conn: Any) -> None:
         assert set(bz) <= source, f"{table}: bronze holds keys the source no longer has"
 
 
-def test_bronze_pipelines_end_to_end(spark: Any, bronze_source: Any, tmp_path: Path) -> None:
+def test_bronze_pipelines_end_to_end(
+    spark: Any, bronze_source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = tmp_path / "pipelines"
     first = _run(storage)
     tables = _tables(spark, storage)
     assert {target_name(t) for t in TABLES} <= set(tables)
+
+    # every dataset holding PII records the key that wrote it (its fingerprint, never the key)
+    protected = pii_tables.protected_datasets(bronze.configuration())
+    assert {"bz_customers_quarantine", "bz_orders_changes"} <= set(protected) <= set(tables)
+    for name in protected:
+        assert pii_tables.recorded_fingerprint(tables[name]) == pii.load_keys().fingerprint, name
 
     with bronze_source.connect(autocommit=True) as conn:
         _check_bronze_equals_source(spark, storage, conn)
@@ -154,3 +163,17 @@ def test_bronze_pipelines_end_to_end(spark: Any, bronze_source: Any, tmp_path: P
         run_changes(bronze_source, count=300, seed=5, quiet=True)
         _run(storage)
         _check_bronze_equals_source(spark, storage, conn)
+
+    # another PII key: refused before anything is written, naming the tables and both fingerprints
+    from inventory_bronze.local_run import run_pipelines
+    from inventory_bronze.secrets import env_var_for
+
+    written = pii.load_keys().fingerprint
+    logs = {p: sorted(p.glob("_delta_log/*.json")) for p in storage.glob("*/tables/*")}
+    monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
+    pii.reset_keys()
+    with pytest.raises(PiiProtectionError) as refused:
+        run_pipelines(storage=storage, quiet=True)
+    assert written in str(refused.value) and pii.load_keys().fingerprint in str(refused.value)
+    assert "bz_customers (" in str(refused.value)
+    assert logs == {p: sorted(p.glob("_delta_log/*.json")) for p in storage.glob("*/tables/*")}

@@ -59,6 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not _names_its_cause(err):
+            raise
+        # the product's own errors name what is at fault and what to do: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _names_its_cause(err: Exception) -> bool:
+    """An error of the product, its source package or the local runtime (imported only now: loading the
+    runtime loads Spark's Python side)."""
+    from inventory_bronze.errors import InventoryBronzeError
+    from inventory_bronze.source.errors import SourceError
+    from localdlt.errors import PipelineError
+
+    return isinstance(err, (InventoryBronzeError, SourceError, PipelineError))
 
 
 if __name__ == "__main__":

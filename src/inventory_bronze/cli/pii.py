@@ -1,5 +1,6 @@
-"""`inventory-bronze pii decrypt | hash | keygen`: the authorized decrypt path for PII columns, the join
-hash of a value (for look-ups), and a new data key. See docs/pii.md."""
+"""`inventory-bronze pii decrypt | hash | fingerprint | keygen`: the authorized decrypt path for PII columns,
+the join hash of a value (for look-ups), the current key's fingerprint, and a new data key. See
+docs/pii.md."""
 
 from __future__ import annotations
 
@@ -82,7 +83,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     keygen.add_argument("--secret", metavar="NAME", help="secret name (default KPiiEncryptionKey)")
 
+    fingerprint = pii_sub.add_parser(
+        "fingerprint",
+        help="print the fingerprint of the current PII key (what the tables record; never the key)",
+        description="Print the fingerprint of the PII data key the secrets chain gives now: 16 hex digits "
+        "derived from the key, which name it without revealing it. Every table holding PII records the "
+        "fingerprint of the key that wrote it (table property inventory.pii.key_fingerprint); an update "
+        "under another key is refused before it writes, naming both fingerprints.",
+        epilog=_EPILOG,
+    )
+    fingerprint.add_argument("--secret", metavar="NAME", help="secret name (default KPiiEncryptionKey)")
+
     decrypt.set_defaults(handler=_decrypt)
+    fingerprint.set_defaults(handler=_fingerprint)
     hash_.set_defaults(handler=_hash)
     keygen.set_defaults(handler=_keygen)
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
@@ -156,6 +169,18 @@ def _decrypt(args: argparse.Namespace) -> int:
 
 def _hash(args: argparse.Namespace) -> int:
     return _run(args, hash_only=True)
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from inventory_bronze import pii
+    from inventory_bronze.errors import InventoryBronzeError
+
+    try:
+        print(pii.load_keys(args.secret).fingerprint)
+    except InventoryBronzeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _keygen(args: argparse.Namespace) -> int:

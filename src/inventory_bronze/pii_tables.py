@@ -1,0 +1,95 @@
+"""Which PII key wrote which table: its fingerprint recorded as a table property, checked before an update.
+
+Every dataset that holds a table's PII columns (the bronze table, its quarantine and, for captured tables,
+its change archive) carries the table property `inventory.pii.key_fingerprint`: the fingerprint of the data
+key that encrypted it (`PiiKeys.fingerprint`, never the key). The pipelines declare it (new tables get it
+when they are created); before a local update, `check_storage` compares what the existing tables recorded
+with the current key and refuses the update, naming the tables and both fingerprints, when they differ:
+rows under two keys in one table would no longer decrypt or join. A full refresh rewrites the tables it
+resets, so it records the current key on them instead of checking.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from inventory_bronze.config import BronzeConfig
+from inventory_bronze.errors import PiiProtectionError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from inventory_bronze.pii import PiiKeys
+
+PROPERTY = "inventory.pii.key_fingerprint"
+
+
+def protected_datasets(config: BronzeConfig) -> list[str]:
+    """The datasets holding PII columns: per table with PII, bz_<table>, its quarantine and its change
+    archive (captured tables)."""
+    names = []
+    for table, tcfg in config.tables.items():
+        if tcfg.pii:
+            names += [f"bz_{table}", f"bz_{table}_quarantine"]
+            if tcfg.pattern.uses_capture:
+                names.append(f"bz_{table}_changes")
+    return names
+
+
+def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str | None:
+    """The fingerprint a Delta table at `path` recorded (None: none recorded). Read from the checksum file
+    of its latest version when there is one (no Spark job), else from the table's details."""
+    log = path / "_delta_log"
+    versions = sorted(int(p.stem) for p in log.glob("*.json") if p.stem.isdigit())
+    if not versions:
+        return None
+    crc = log / f"{versions[-1]:020d}.crc"
+    try:
+        configuration = json.loads(crc.read_text())["metadata"].get("configuration") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        if spark is None:
+            from localdlt.session import get_spark
+
+            spark = get_spark("inventory-bronze")
+        from delta.tables import DeltaTable
+
+        configuration = DeltaTable.forPath(spark, str(path)).detail().first()["properties"] or {}
+    return configuration.get(PROPERTY)
+
+
+def _tables(storage: Path, names: list[str]) -> list[tuple[str, Path]]:
+    """(dataset, path) of the protected datasets present in a pipeline's storage."""
+    paths = [(name, storage / "tables" / name) for name in names]
+    return [(name, path) for name, path in paths if (path / "_delta_log").is_dir()]
+
+
+def check_storage(
+    spark: SparkSession, storage: Path, config: BronzeConfig, keys: PiiKeys, full_refresh: bool = False
+) -> list[str]:
+    """Refuse an update whose PII key is not the one a pipeline's tables (under `storage`) were written with.
+
+    Raises PiiProtectionError naming every table recorded under another key and both fingerprints. Tables
+    that recorded none (written before fingerprints were kept) are recorded as written under the current
+    key; with `full_refresh` (they are rewritten) every table is. Returns the tables it recorded."""
+    present = [
+        (name, path, recorded_fingerprint(path, spark))
+        for name, path in _tables(storage, protected_datasets(config))
+    ]
+    others = {name: fp for name, _, fp in present if fp not in (None, keys.fingerprint)}
+    if others and not full_refresh:
+        listed = ", ".join(f"{name} ({fp})" for name, fp in sorted(others.items()))
+        raise PiiProtectionError(
+            f"The PII key (secret '{keys.secret_name}', fingerprint {keys.fingerprint}) is not the key these "
+            f"tables were written with: {listed}. Nothing was written. Set the key that wrote them "
+            f"(`inventory-bronze pii fingerprint` prints the current key's), or rewrite them under the new "
+            f"key with `inventory-bronze run --full-refresh` (which also empties the change archives)."
+        )
+    recorded = []
+    for name, path, fp in present:
+        if fp != keys.fingerprint:
+            quoted = str(path).replace("`", "``")
+            spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ('{PROPERTY}' = '{keys.fingerprint}')")
+            recorded.append(name)
+    return recorded
