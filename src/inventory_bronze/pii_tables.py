@@ -26,20 +26,20 @@ if TYPE_CHECKING:
 PROPERTY = "inventory.pii.key_fingerprint"
 
 
-def protected_datasets(config: BronzeConfig) -> list[str]:
-    """The datasets holding PII columns: per table with PII, bz_<table>, its quarantine and its change
-    archive (captured tables)."""
-    names = []
+def protected_datasets(config: BronzeConfig) -> dict[str, str]:
+    """The datasets holding PII columns, each with its source table: per table with PII, bz_<table>, its
+    quarantine and its change archive (captured tables)."""
+    names = {}
     for table, tcfg in config.tables.items():
         if tcfg.pii:
-            names += [f"bz_{table}", f"bz_{table}_quarantine"]
+            names.update({f"bz_{table}": table, f"bz_{table}_quarantine": table})
             if tcfg.pattern.uses_capture:
-                names.append(f"bz_{table}_changes")
+                names[f"bz_{table}_changes"] = table
     return names
 
 
-def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str | None:
-    """The fingerprint a Delta table at `path` recorded (None: none recorded). Read from the checksum file
+def table_configuration(path: Path, spark: SparkSession | None = None) -> dict[str, str] | None:
+    """The table properties of the Delta table at `path` (None: no table there). Read from the checksum file
     of its latest version when there is one (no Spark job), else from the table's details."""
     log = path / "_delta_log"
     versions = sorted(int(p.stem) for p in log.glob("*.json") if p.stem.isdigit())
@@ -47,7 +47,7 @@ def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str |
         return None
     crc = log / f"{versions[-1]:020d}.crc"
     try:
-        configuration = json.loads(crc.read_text())["metadata"].get("configuration") or {}
+        return dict(json.loads(crc.read_text())["metadata"].get("configuration") or {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         if spark is None:
             from localdlt.session import get_spark
@@ -55,8 +55,12 @@ def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str |
             spark = get_spark("inventory-bronze")
         from delta.tables import DeltaTable
 
-        configuration = DeltaTable.forPath(spark, str(path)).detail().first()["properties"] or {}
-    return configuration.get(PROPERTY)
+        return dict(DeltaTable.forPath(spark, str(path)).detail().first()["properties"] or {})
+
+
+def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str | None:
+    """The fingerprint a Delta table at `path` recorded (None: none recorded, or no table)."""
+    return (table_configuration(path, spark) or {}).get(PROPERTY)
 
 
 def _tables(storage: Path, names: list[str]) -> list[tuple[str, Path]]:
@@ -83,8 +87,8 @@ def check_storage(
         raise PiiProtectionError(
             f"The PII key (secret '{keys.secret_name}', fingerprint {keys.fingerprint}) is not the key these "
             f"tables were written with: {listed}. Nothing was written. Set the key that wrote them "
-            f"(`inventory-bronze pii fingerprint` prints the current key's), or rewrite them under the new "
-            f"key with `inventory-bronze run --full-refresh` (which also empties the change archives)."
+            f"(`inventory-bronze pii fingerprint` prints the current key's), or move them to the new key with "
+            f"`inventory-bronze pii rotate --from-secret <the old key's secret>` (docs/pii.md, rotation)."
         )
     recorded = []
     for name, path, fp in present:

@@ -1,6 +1,6 @@
-"""`inventory-bronze pii decrypt | hash | fingerprint | keygen`: the authorized decrypt path for PII columns,
-the join hash of a value (for look-ups), the current key's fingerprint, and a new data key. See
-docs/pii.md."""
+"""`inventory-bronze pii decrypt | hash | fingerprint | rotate | keygen`: the authorized decrypt path for
+PII columns, the join hash of a value (for look-ups), the current key's fingerprint, key rotation, and a
+new data key. See docs/pii.md."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from inventory_bronze.cli.options import storage_folder
+from inventory_bronze.cli.run import DEFAULT_STORAGE
 
 _EPILOG = (
     "The key is read through the secrets chain (see `inventory-bronze secrets providers`) under the name "
@@ -94,7 +97,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     fingerprint.add_argument("--secret", metavar="NAME", help="secret name (default KPiiEncryptionKey)")
 
+    rotate = pii_sub.add_parser(
+        "rotate",
+        help="re-encrypt and re-hash every PII table of a local storage under the new key (resumable)",
+        description="Rotate the PII key over the pipelines' storage: every dataset holding PII (bronze table, "
+        "quarantine, change archive) that recorded the old key is rewritten in one commit per table, its PII "
+        "columns decrypted with the old key and protected with the new one, then records the new key's "
+        "fingerprint. Streams reading the tables do not take the rows again. Interrupted, run it again: done "
+        "tables are skipped. Run it while no update runs. Put the old key under a second secret name first "
+        "and the new one under KPiiEncryptionKey (docs/pii.md, rotation).",
+        epilog=_EPILOG,
+    )
+    rotate.add_argument(
+        "--storage",
+        type=storage_folder,
+        default=DEFAULT_STORAGE,
+        help=f"the pipelines' storage, as given to `run` (default {DEFAULT_STORAGE})",
+    )
+    rotate.add_argument(
+        "--from-secret",
+        required=True,
+        metavar="NAME",
+        help="secret holding the old key, e.g. KPiiEncryptionKeyPrevious",
+    )
+    rotate.add_argument(
+        "--secret", metavar="NAME", help="secret holding the new key (default KPiiEncryptionKey)"
+    )
+    rotate.add_argument("--config", metavar="PATH", help="the tables configuration (default conf/tables.yml)")
+
     decrypt.set_defaults(handler=_decrypt)
+    rotate.set_defaults(handler=_rotate)
     fingerprint.set_defaults(handler=_fingerprint)
     hash_.set_defaults(handler=_hash)
     keygen.set_defaults(handler=_keygen)
@@ -180,6 +212,23 @@ def _fingerprint(args: argparse.Namespace) -> int:
     except InventoryBronzeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from inventory_bronze import config, pii
+    from inventory_bronze.pii_rotation import rotate
+    from localdlt.session import get_spark
+
+    if not args.storage.is_dir():
+        print(f"error: --storage {args.storage} is not a folder (the pipelines' storage).", file=sys.stderr)
+        return 2
+    old, new = pii.load_keys(args.from_secret), pii.load_keys(args.secret)
+    cfg = config.load(args.config, check_source=False)
+    spark = get_spark("inventory-bronze")
+    done = rotate(spark, args.storage, cfg, old, new, progress=lambda line: print(line, flush=True))
+    rows = sum(r.rows for r in done)
+    print(f"{len(done)} table(s) under key {new.fingerprint} now; {rows:,} rows re-encrypted")
     return 0
 
 
