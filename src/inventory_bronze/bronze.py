@@ -377,20 +377,24 @@ def snapshot_history_options(table: str, spark: SparkSession | None = None) -> d
 # ---------------------------------------------------------------------------------------- capture set-up
 def capture_tables(spark: SparkSession | None = None) -> list[str]:
     """Qualified source tables read through log-based capture (patterns cdc and micro_batch)."""
-    conf = configuration(spark)
-    return [f"{conf.source.schema_}.{name}" for name, t in conf.tables.items() if t.pattern.uses_capture]
+    return capture_tables_of(configuration(spark))
 
 
-def ensure_capture(spark: SparkSession | None = None) -> list[str]:
+def capture_tables_of(config: BronzeConfig) -> list[str]:
+    """The qualified source tables a configuration reads through log-based capture."""
+    return [f"{config.source.schema_}.{name}" for name, t in config.tables.items() if t.pattern.uses_capture]
+
+
+def ensure_capture(spark: SparkSession | None = None, config_path: str | None = None) -> list[str]:
     """Create the publication and replication slot of every captured table (idempotent); returns what
-    it did, one line per table. Run before the first update (the demo and `capture setup` do)."""
+    it did, one line per table. Run before the first update (`run`, the demo and `capture setup` do)."""
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, setup_capture
 
     lines = []
     with open_connection(source_connection()) as conn:
-        for qualified in capture_tables(spark):
+        for qualified in capture_tables_of(configuration(spark, path=config_path)):
             result = setup_capture(conn, CaptureNames.for_table(qualified))
             state = "created" if result.created_slot else "exists"
             lines.append(f"{qualified}: slot {result.names.slot} {state}")

@@ -26,6 +26,17 @@ def pipeline_specs(target: str = "dev", only: list[str] | None = None) -> list[P
     return sorted(specs, key=lambda s: s.continuous)
 
 
+def _ensure_capture(specs: list[PipelineSpec], progress: ConsoleProgress) -> None:
+    """The replication slots and publications the pipelines read: created where missing (a fresh server),
+    so that the first update takes each captured table's snapshot and then its changes."""
+    paths = {spec.configuration.get(bronze.CONF_CONFIG_PATH) for spec in specs}
+    for path in paths:
+        if bronze.capture_tables_of(bronze.configuration(path=path)):
+            for line in bronze.ensure_capture(config_path=path):
+                if line.endswith(" created"):
+                    progress.line(f"capture: {line}")
+
+
 def _check_pii_key(
     spark: SparkSession, storage: Path, spec: PipelineSpec, full_refresh: bool, progress: ConsoleProgress
 ) -> None:
@@ -49,8 +60,10 @@ def run_pipelines(
     quiet: bool = False,
 ) -> dict[str, UpdateResult]:
     spark = get_spark("inventory-bronze")
+    specs = pipeline_specs(target, only)
+    _ensure_capture(specs, ConsoleProgress(quiet=quiet))
     results: dict[str, UpdateResult] = {}
-    for spec in pipeline_specs(target, only):
+    for spec in specs:
         options = UpdateOptions(
             full_refresh=full_refresh,
             continuous=continuous and spec.continuous,

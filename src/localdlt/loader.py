@@ -69,6 +69,12 @@ def load(paths: Iterable[str | Path], spark: Any) -> PipelineGraph:
         for p in added:
             if p in sys.path:
                 sys.path.remove(p)
+    if not graph.datasets:  # as Databricks refuses it (NO_TABLES_IN_PIPELINE), before anything runs
+        names = ", ".join(str(f) for f in files) or "no Python files"
+        raise PipelineLoadError(
+            f"The pipeline defines no dataset (NO_TABLES_IN_PIPELINE): its source ({names}) declares no table "
+            f"or view with the dlt decorators or functions; check the paths given."
+        )
     graph.validate_targets()
     return graph
 

@@ -15,6 +15,14 @@ def _assert_nothing_written(pipeline):
     [
         (
             """
+            import dlt
+
+            ROWS = 3  # a file that defines nothing: Databricks refuses such a pipeline
+            """,
+            "The pipeline defines no dataset (NO_TABLES_IN_PIPELINE)",
+        ),
+        (
+            """
             @dlt.table(name="dup")
             def a():
                 return spark.range(1)
@@ -158,6 +166,7 @@ def _assert_nothing_written(pipeline):
         ),
     ],
     ids=[
+        "no-dataset",
         "duplicate",
         "unknown",
         "cycle",

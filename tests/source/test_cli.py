@@ -110,3 +110,12 @@ def test_demo_replaces_only_a_storage_folder_it_created(tmp_path, capsys) -> Non
     assert [storage_problem(p) for p in (empty, fresh, own, DEFAULT_STORAGE)] == [None] * 4
     _replace_storage(own)
     assert [p.name for p in Path(own).iterdir()] == [MARKER]
+
+
+def test_seed_into_a_folder_without_a_server_is_refused(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped --data-dir neither creates nor starts a cluster: one line names the folder and the fix."""
+    typo = tmp_path / "postgress"
+    assert main(["seed", "--data-dir", str(typo), "--scale", "0.002"]) == 1
+    err = capsys.readouterr().err
+    assert f"--data-dir {typo} holds no local server" in err and "db start --data-dir" in err
+    assert "Traceback" not in err and not typo.exists()

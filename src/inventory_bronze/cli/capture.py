@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from inventory_bronze.source.capture_pgoutput import lsn_text
-from inventory_bronze.source.capture_slot import CDC_TABLES, CaptureNames
+from inventory_bronze.source.capture_slot import CaptureNames
 
 _EPILOG = (
     "The connection comes from the secrets chain (Databricks scope, Azure Key Vault when "
@@ -22,7 +22,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--table",
         action="append",
         metavar="SCHEMA.TABLE",
-        help=f"table to act on (repeatable; default: the CDC tables {', '.join(CDC_TABLES)})",
+        help="table to act on (repeatable; default: every table conf/tables.yml reads through log-based "
+        "capture, patterns cdc and micro_batch)",
     )
     parser.add_argument("--slot", help="slot name (only with one --table; default ib_cdc_<table>)")
     parser.add_argument(
@@ -69,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _names(args: argparse.Namespace) -> list[CaptureNames]:
-    tables = args.table or list(CDC_TABLES)
+    from inventory_bronze import bronze
+
+    tables = args.table or bronze.capture_tables()
     if (args.slot or args.publication) and len(tables) != 1:
         raise SystemExit("--slot and --publication need exactly one --table")
     return [CaptureNames.for_table(t, args.slot, args.publication) for t in tables]

@@ -30,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dirty-rate", type=dirty_rate, default=0.0, help="fraction of rows per dirty rule (default 0)"
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--data-dir", type=Path, help="local server folder (default: var/postgres)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of a local server made by `db start` (default: var/postgres, started if needed)",
+    )
     parser.add_argument(
         "--validate-foreign-keys",
         action="store_true",
@@ -43,8 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
     from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.server import ensure_server
+    from inventory_bronze.source.server import ensure_server, holds_server
 
+    if args.data_dir is not None and not holds_server(args.data_dir):
+        # a mistyped folder would otherwise get a new, empty cluster of its own, started and seeded
+        print(
+            f"seed: --data-dir {args.data_dir} holds no local server: give the folder of a running one, or "
+            f"create it first with `inventory-bronze db start --data-dir {args.data_dir}`.",
+            file=sys.stderr,
+        )
+        return 1
     try:
         info = ensure_server(args.data_dir)
         report = seed_database(

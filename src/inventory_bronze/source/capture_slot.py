@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import psycopg
 
 DEFAULT_PREFIX = "ib_cdc"
-#: The seed's real-time tables, captured from the log.
-CDC_TABLES = ("tests.inventory", "tests.orders", "tests.order_details")
 
 
 def split_table(qualified: str) -> tuple[str, str]:

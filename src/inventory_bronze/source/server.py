@@ -602,6 +602,11 @@ def _wait_ready(info: ServerInfo) -> None:
             time.sleep(0.2)
 
 
+def holds_server(data_dir: Path | str) -> bool:
+    """Whether `data_dir` holds a local server's cluster (initialised by `db start`)."""
+    return (_Paths(Path(data_dir).resolve()).pgdata / "PG_VERSION").is_file()
+
+
 def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
     """Start the local server if it is not running (initialising it on first use) and return how to reach
     it. Idempotent: when it runs already, returns its info. Also writes the local secrets file."""
