@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,6 +56,24 @@ LOCAL_CONF: dict[str, str] = {
     + str(Path(__file__).with_name("log4j2.properties")),
     "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "localdlt-warehouse"),
 }
+
+
+SPARK_LOG_ENV = "LOCALDLT_SPARK_LOG"
+
+
+def spark_log_file() -> Path:
+    """Where this process's Spark JVM writes its errors with their Java stack traces (log4j2.properties):
+    $LOCALDLT_SPARK_LOG, else <tmp>/localdlt-logs/spark-<pid>.log."""
+    env = os.environ.get(SPARK_LOG_ENV)
+    if env:
+        return Path(env)
+    return Path(tempfile.gettempdir()) / "localdlt-logs" / f"spark-{os.getpid()}.log"
+
+
+def _private_parent(path: Path) -> Path:
+    """`path`, its folder created readable by this user only (error texts may quote row values)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def jar_dir() -> Path:
@@ -134,6 +153,7 @@ def get_spark(
         settings["spark.driver.extraClassPath"] = os.pathsep.join(dict.fromkeys(paths))
     # class-data sharing (a faster JVM start), then the user's own options, last so that they win
     extra = [
+        f"-Dlocaldlt.log.file={_private_parent(spark_log_file())}",
         jvm_archive.java_options(jar_dir(), jars),
         JIT_OPTIONS[mode],
         os.environ.get("LOCALDLT_JAVA_OPTIONS", ""),

@@ -226,11 +226,33 @@ def test_cli_runs_an_update_and_reports_failure_with_exit_status(spark, tmp_path
     assert (storage / "tables" / "nums" / "_delta_log").is_dir()
     assert (storage / "system" / "events" / "_delta_log").is_dir()
     assert "(JIT quick)" in ok.stdout and "-XX:TieredStopAtLevel=1" in flags()
+    # a failing task: its Java stack traces go to the Spark log, the console gets the runtime's summary
+    cast = tmp_path / "cast.py"
+    cast.write_text(
+        "import dlt\n\n@dlt.table\ndef casted():\n    return spark.sql(\"SELECT CAST('x' AS INT) v\")\n"
+    )
+    log = tmp_path / "spark.log"
     failed = _cli(
-        "dlt", "run", str(good), str(bad), "--storage", str(storage), "--jit", "full", "--full-refresh"
+        "dlt",
+        *(
+            "run",
+            str(good),
+            str(bad),
+            str(cast),
+            "--storage",
+            str(storage),
+            "--jit",
+            "full",
+            "--full-refresh",
+        ),
+        env={"LOCALDLT_SPARK_LOG": str(log)},
     )
     assert failed.returncode == 1
     assert "FAILED" in failed.stdout and "small" in failed.stderr and "'big'" in failed.stderr
+    assert "'casted'" in failed.stderr and "CAST_INVALID_INPUT" in failed.stderr
+    console = failed.stdout + failed.stderr
+    assert "\tat org.apache" not in console and "\tat java." not in console
+    assert "\tat org.apache.spark" in log.read_text()
     assert "(JIT full)" in failed.stdout and "-XX:TieredStopAtLevel=1" not in flags()
 
 
