@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from inventory_bronze import config as cfg
 from inventory_bronze import pii, pii_tables
 from inventory_bronze.config import BronzeConfig, Pattern, TableConfig
+from inventory_bronze.errors import ConfigError
 from inventory_bronze.source import schema as source_schema
 
 # columns the change capture adds (see inventory_bronze.source.capture)
@@ -253,8 +254,25 @@ def rule_failures(rules: list[cfg.Rule]) -> Column:
     """Names of the rules a row fails (a NULL result fails, as in expectations)."""
     if not rules:
         return F.array().cast("array<string>")
-    checks = [F.when(~F.coalesce(F.expr(r.constraint), F.lit(False)), F.lit(r.name)) for r in rules]
+    checks = [F.when(~F.coalesce(_constraint(r), F.lit(False)), F.lit(r.name)) for r in rules]
     return F.filter(F.array(*checks), lambda x: x.isNotNull())
+
+
+def _constraint(rule: cfg.Rule) -> Column:
+    """The rule's constraint, parsed by Spark now (F.expr parses only when a query is analysed): a syntax
+    error names the rule, before anything runs."""
+    session = SparkSession.getActiveSession()
+    parser = getattr(session, "_jsparkSession", None) if session is not None else None
+    if parser is not None:  # a classic session (Spark Connect parses on the server, at analysis)
+        try:
+            parser.sessionState().sqlParser().parseExpression(rule.constraint)
+        except Exception as err:  # py4j's error holds Spark's ParseException
+            text = str(err).strip()
+            first = next((line for line in text.splitlines() if "PARSE_SYNTAX_ERROR" in line), text[:200])
+            raise ConfigError(
+                f"Rule '{rule.name}' ({rule.constraint}) is not valid Spark SQL: {first.strip()}"
+            ) from None
+    return F.expr(rule.constraint)
 
 
 # On Databricks no update id reaches pipeline code: one id per pipeline process stands for the update (each

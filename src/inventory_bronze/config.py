@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from inventory_bronze import rule_sql
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source import schema as source_schema
 
@@ -72,6 +81,14 @@ class Rule(_Strict):
         if ";" in value or "--" in value or "/*" in value:
             raise ValueError("a constraint must be a single SQL boolean expression (no ';', '--' or '/*')")
         return value
+
+    @model_validator(mode="after")
+    def _allowed_sql(self) -> Rule:
+        try:
+            rule_sql.check_constraint(self.constraint)
+        except rule_sql.RuleSqlError as err:
+            raise ValueError(f"rule '{self.name}': {err}: {self.constraint}") from None
+        return self
 
 
 class TableConfig(_Strict):

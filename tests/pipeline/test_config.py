@@ -98,3 +98,53 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("tables: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         config.load(bad)
+
+
+def _with_rule(constraint: str):  # noqa: ANN202
+    rule = {"name": "probe", "constraint": constraint, "action": "warn"}
+    return lambda d: d["tables"]["customers"]["rules"].append(rule)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "message"),
+    [
+        ("java_method('java.lang.System', 'getenv', 'PGPASSWORD') IS NOT NULL", "function 'java_method'"),
+        ("reflect('java.lang.System', 'getenv', 'X') = ''", "function 'reflect'"),
+        ("CASE WHEN Phone IS NULL THEN raise_error(Phone) ELSE true END", "function 'raise_error'"),
+        ("my_catalog.my_schema.is_valid(Email)", "'my_catalog.my_schema.is_valid' is not a built-in"),
+        ("Customer_ID IN (SELECT Customer_ID FROM tests.orders)", "'SELECT': a rule judges its own row"),
+        ("EXISTS (SELECT 1)", "'EXISTS'"),
+        ("trim(Customer_Name <> ''", "1 '(' not closed"),
+        ("Email RLIKE '^[a-z]", "unterminated quoted string"),
+    ],
+    ids=["java_method", "reflect", "raise_error", "udf", "subquery", "exists", "paren", "quote"],
+)
+def test_rules_call_only_allowed_functions_named_at_load(tmp_path, constraint, message):
+    path = _write(tmp_path, _with_rule(constraint))
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    index = len(config.load().table("customers").rules)  # the appended rule
+    assert f"tables.customers.rules.{index}" in str(err.value) and "rule 'probe'" in str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "constraint",
+    [
+        "Email IS NULL OR regexp_like(lower(trim(Email)), '^[^@]+@[^@]+$')",
+        "coalesce(length(`Phone`), 0) BETWEEN 0 AND 40 AND Customer_ID IN (1, 2, 3)",
+        "to_date(Created_At) <= current_date() + INTERVAL 1 DAY",
+        "Customer_Name NOT LIKE '%select(%' AND \"from (x)\" <> Customer_Name",  # words inside literals
+    ],
+)
+def test_ordinary_rules_are_accepted(tmp_path, constraint):
+    rules = config.load(_write(tmp_path, _with_rule(constraint))).table("customers").rules
+    assert rules[-1].constraint == constraint
+
+
+def test_a_syntax_error_spark_finds_names_the_rule(spark):
+    from inventory_bronze import bronze
+
+    rule = config.Rule(name="broken_rule", constraint="Customer_ID >>> = 1", action="warn")
+    with pytest.raises(ConfigError, match="Rule 'broken_rule' .* is not valid Spark SQL"):
+        bronze.rule_failures([rule])

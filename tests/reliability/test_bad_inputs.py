@@ -608,6 +608,27 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], None], str]] = [
         "rule names must be unique",
     ),
     (
+        "rule reading the environment (java_method)",
+        lambda d: d["tables"]["orders"]["rules"][0].update(
+            constraint="java_method('java.lang.System', 'getenv', 'PGPASSWORD') IS NOT NULL"
+        ),
+        "rule 'order_id_present': function 'java_method' is not allowed in a rule",
+    ),
+    (
+        "rule putting a value into an error (raise_error)",
+        lambda d: d["tables"]["customers"]["rules"][0].update(
+            constraint="CASE WHEN Email IS NULL THEN true ELSE raise_error(Email) END"
+        ),
+        "rule 'customer_id_present': function 'raise_error' is not allowed in a rule",
+    ),
+    (
+        "rule with a subquery",
+        lambda d: d["tables"]["orders"]["rules"][0].update(
+            constraint="Customer_ID IN (SELECT Customer_ID FROM tests.customers)"
+        ),
+        "a rule judges its own row",
+    ),
+    (
         "rule on an unknown column",
         lambda d: d["tables"]["orders"]["rules"][0].update(constraint="Not_A_Column > 0"),
         "tables.orders.rules.order_id_present: no column 'Not_A_Column'",
