@@ -157,3 +157,49 @@ def test_update_cut_off_by_a_later_one_is_failed(spark: Any, tiny: dict[str, Any
     # its table's flow had completed before the update was cut off: what it wrote still counts
     assert (row.status, row.flow_status, row.rows_written) == ("SUCCESS", "COMPLETED", before.rows_written)
     assert row.rows_written > 0
+
+
+REDACTION_PIPELINE = """
+import dlt
+
+# one table per configured PII column: a cast that fails on the column's (canary) value
+for table, column, canary in {cases!r}:
+    def failing(column=column, canary=canary):
+        rows = spark.createDataFrame([(canary,)], f"`{{column}}` string")
+        return rows.selectExpr(f"CAST(`{{column}}` AS BIGINT) AS v")
+
+    dlt.table(name=f"bz_{{table}}_{{column.lower()}}")(failing)
+"""
+
+
+def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_path: Path) -> None:
+    """A rule or cast failing on a PII value puts the value into Spark's error text: the audit and the
+    report show the error without it."""
+    from inventory_bronze import bronze
+    from inventory_bronze.audit.report import build_html
+    from localdlt import UpdateOptions, run_update
+
+    config = bronze.configuration()
+    cases = [
+        (table, column, f"canary-{table}-{column}@example.org")
+        for table, tcfg in config.tables.items()
+        for column in tcfg.pii
+    ]
+    assert len(cases) >= 8  # every PII column of conf/tables.yml
+    source = tmp_path / "pipeline.py"
+    source.write_text(REDACTION_PIPELINE.format(cases=cases))
+    storage = tmp_path / "storage"
+    result = run_update(
+        [source], storage / "pii_errors", options=UpdateOptions(), pipeline_name="pii_errors", spark=spark
+    )
+    assert not result.ok
+    targets = {f"bz_{t}_{c.lower()}": f"tests.{t}" for t, c, _ in cases}
+    audit_local(spark, storage, targets=targets)
+    rows = _audit(spark, storage).where("status = 'FAILED'").collect()
+    assert {r.target_table for r in rows} == set(targets)
+    for row in rows:
+        assert "CAST_INVALID_INPUT" in row.error_message and "<redacted>" in row.error_message
+    html = build_html(spark, storage)
+    for _, _, canary in cases:
+        assert all(canary not in (r.error_message or "") for r in rows), canary
+        assert canary not in html, canary
