@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from inventory_bronze import bronze, pii, pii_tables
+from inventory_bronze import bronze, pii, pii_tables, redaction
 from inventory_bronze.bundle import PipelineSpec, load_bundle
 from inventory_bronze.errors import ConfigError
 from localdlt import UpdateOptions, UpdateResult, run_update
@@ -69,7 +69,7 @@ def run_pipelines(
             continuous=continuous and spec.continuous,
             max_seconds=max_seconds if continuous and spec.continuous else None,
         )
-        progress = ConsoleProgress(quiet=quiet)
+        progress = ConsoleProgress(quiet=quiet, redact=redaction.redact)
         progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")
         _check_pii_key(spark, storage / spec.key, spec, full_refresh, progress)
         results[spec.key] = run_update(
@@ -80,6 +80,7 @@ def run_pipelines(
             pipeline_name=spec.name,
             spark=spark,
             progress=progress,
+            redact=redaction.redact,  # row values (PII) stay out of the event log's error texts
         )
         if quiet:
             progress.quiet = False

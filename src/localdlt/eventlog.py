@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,6 +135,9 @@ class EventLog:
     _buffer: list[tuple[Any, ...]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _flush_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: applied to every error text the log records (the event's message when it reports an error, and each
+    #: exception's message): a pipeline can keep values its errors quote (row values, PII) out of the log
+    redact: Callable[[str], str] = field(default=lambda text: text)
 
     def emit(
         self,
@@ -173,10 +177,10 @@ class EventLog:
             ((self.instance, seq), seq),
             tuple(origin[name] for name in ORIGIN_FIELDS) + (batch_id,),
             datetime.now(timezone.utc),
-            message,
+            self.redact(message) if error is not None else message,
             level,
             "STABLE",
-            _error_struct(error) if error is not None else None,
+            _error_struct(error, self.redact) if error is not None else None,
             json.dumps({event_type: details}, default=str),
             event_type,
         )
@@ -266,11 +270,12 @@ def _arrow_table(rows: list[tuple[Any, ...]]) -> Any:
     return pa.Table.from_pylist([_as_dict(r, EVENT_SCHEMA) for r in rows], schema=schema)
 
 
-def _error_struct(error: BaseException) -> tuple[Any, ...]:
+def _error_struct(error: BaseException, redact: Callable[[str], str]) -> tuple[Any, ...]:
     chain: list[tuple[Any, ...]] = []
     current: BaseException | None = error
     while current is not None and len(chain) < 5:
         stack = traceback.format_tb(current.__traceback__)[-5:] if current.__traceback__ else []
-        chain.append((f"{type(current).__module__}.{type(current).__qualname__}", str(current), stack))
+        name = f"{type(current).__module__}.{type(current).__qualname__}"
+        chain.append((name, redact(str(current)), stack))
         current = current.__cause__
     return (True, chain)

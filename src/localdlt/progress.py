@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from localdlt.executor import FlowOutcome, UpdateResult
@@ -27,9 +28,12 @@ def _rows(outcome: FlowOutcome) -> str:
 
 
 class ConsoleProgress:
-    def __init__(self, out: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, quiet: bool = False, redact: Callable[[str], str] | None = None
+    ) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
+        self.redact = redact or (lambda text: text)  # for error texts, as the event log's
         self.started = time.monotonic()
         self._last: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
@@ -49,7 +53,7 @@ class ConsoleProgress:
         if outcome.status in ("RUNNING", "COMPLETED", "STOPPED") and (outcome.metrics.batches or key[1]):
             detail = "  " + _rows(outcome)
         if outcome.status == "FAILED" and outcome.error is not None:
-            detail = f"  {outcome.error}"
+            detail = f"  {self.redact(str(outcome.error))}"
         if outcome.status == "COMPLETED" and outcome.no_op_reason:
             detail = f"  up to date ({outcome.no_op_reason})"
         self.line(f"{outcome.flow:<32} {outcome.status:<9}{detail}")
@@ -62,5 +66,5 @@ class ConsoleProgress:
         for name, o in result.flows.items():
             print(f"  {name:<{width}}  {o.status:<9}  {_rows(o)}", file=self.out)
         if result.error is not None and not result.flows:
-            print(f"  error: {result.error}", file=self.out)
+            print(f"  error: {self.redact(str(result.error))}", file=self.out)
         self.out.flush()

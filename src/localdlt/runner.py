@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,10 +97,12 @@ def run_update(
     pipeline_name: str | None = None,
     spark: SparkSession | None = None,
     progress: ConsoleProgress | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> UpdateResult:
     """Run one update of the pipeline made of `paths` (files or folders) on `storage`.
 
     Never raises for a failing pipeline: the result's `state` is FAILED and `error`/`flows` say why.
+    `redact` is applied to the error texts the event log records (e.g. to keep row values out of it).
     """
     options = options or UpdateOptions()
     conf = {str(k): str(v) for k, v in (conf or {}).items()}
@@ -117,6 +119,8 @@ def run_update(
 
     with _exclusive(store):
         events = EventLog(spark, store.event_log_path, pipeline_id, name, update_id)
+        if redact is not None:
+            events.redact = redact
         _mark_interrupted(store, events)
         marker = store.root / "system" / "running.json"
         marker.write_text(json.dumps({"update_id": update_id, "pid": os.getpid()}))

@@ -4,6 +4,8 @@ final figures, one cut off by a later update is FAILED, rerunning adds nothing."
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -175,9 +177,10 @@ for table, column, canary in {cases!r}:
 def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_path: Path) -> None:
     """A rule or cast failing on a PII value puts the value into Spark's error text: the audit and the
     report show the error without it."""
-    from inventory_bronze import bronze
+    from inventory_bronze import bronze, redaction
     from inventory_bronze.audit.report import build_html
     from localdlt import UpdateOptions, run_update
+    from localdlt.progress import ConsoleProgress
 
     config = bronze.configuration()
     cases = [
@@ -189,10 +192,23 @@ def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_
     source = tmp_path / "pipeline.py"
     source.write_text(REDACTION_PIPELINE.format(cases=cases))
     storage = tmp_path / "storage"
+    console = io.StringIO()
     result = run_update(
-        [source], storage / "pii_errors", options=UpdateOptions(), pipeline_name="pii_errors", spark=spark
+        [source],
+        storage / "pii_errors",
+        options=UpdateOptions(),
+        pipeline_name="pii_errors",
+        spark=spark,
+        progress=ConsoleProgress(out=console, redact=redaction.redact),
+        redact=redaction.redact,  # as `run` and the demo pass it
     )
-    assert not result.ok
+    assert not result.ok and any(c in str(result.error) for _, _, c in cases)  # the caller's error is whole
+    # the local event log and the console: the same redaction
+    events = spark.read.format("delta").load(str(storage / "pii_errors" / "system" / "events"))
+    logged = [
+        json.dumps(r.asDict(recursive=True), default=str) for r in events.where("error IS NOT NULL").collect()
+    ]
+    assert logged and all("<redacted>" in text for text in logged[:1])
     targets = {f"bz_{t}_{c.lower()}": f"tests.{t}" for t, c, _ in cases}
     audit_local(spark, storage, targets=targets)
     rows = _audit(spark, storage).where("status = 'FAILED'").collect()
@@ -203,3 +219,5 @@ def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_
     for _, _, canary in cases:
         assert all(canary not in (r.error_message or "") for r in rows), canary
         assert canary not in html, canary
+        assert not any(canary in text for text in logged), canary
+        assert canary not in console.getvalue(), canary

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from inventory_bronze import redaction
+
 TERMINAL_UPDATE_STATES = ("COMPLETED", "FAILED", "CANCELED", "STOPPED")
 TERMINAL_FLOW_STATES = ("COMPLETED", "FAILED", "STOPPED", "SKIPPED", "EXCLUDED")
 SUCCESS_FLOW_STATES = ("COMPLETED", "STOPPED")
@@ -38,22 +40,10 @@ def _detail(path: str, cast: str | None = None) -> Column:
     return col.cast(cast) if cast else col
 
 
-#: (pattern, replacement) for the parts of Spark's and PostgreSQL's error texts that quote a row's value:
-#: a rule or a cast fails on a row and its error names the value, which may be PII (an e-mail, a phone)
-VALUE_PATTERNS = (
-    # CAST_INVALID_INPUT / CAST_OVERFLOW: The value '...' of the type "STRING" cannot be cast ...
-    (r"(?i)(the value )('(?:[^'\\]|\\.)*'|\S+)( of the type)", "$1<redacted>$3"),
-    # CANNOT_PARSE_TIMESTAMP and java.time: Text '...' could not be parsed
-    (r"(?i)(text )('(?:[^'\\]|\\.)*')( could not be parsed)", "$1<redacted>$3"),
-    # PostgreSQL: invalid input syntax for type integer: "..."
-    (r"(?i)(invalid input syntax for type [a-z ]+: )(\"[^\"]*\")", "$1<redacted>"),
-)
-
-
 def redacted(text: Column) -> Column:
-    """An error text without the row values it quotes (VALUE_PATTERNS): what the audit and the report
-    show, the same on Databricks and locally."""
-    for pattern, replacement in VALUE_PATTERNS:
+    """An error text without the row values it quotes (inventory_bronze.redaction): what the audit and the
+    report show, the same on Databricks and locally."""
+    for pattern, replacement in redaction.VALUE_PATTERNS:
         text = F.regexp_replace(text, pattern, replacement)
     return text
 

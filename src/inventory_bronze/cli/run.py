@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         print("--max-seconds needs --continuous", file=sys.stderr)
         return 2
     from inventory_bronze.local_run import run_pipelines
+    from inventory_bronze.redaction import redact
 
     results = run_pipelines(
         storage=args.storage,
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     failed = [key for key, r in results.items() if not r.ok]
     for key in failed:
-        print(f"error: pipeline {key}: {results[key].error}", file=sys.stderr)
+        print(f"error: pipeline {key}: {redact(str(results[key].error))}", file=sys.stderr)
     mismatched = False
     rows = None
     if not args.no_reconcile and not failed and args.pipeline is None:
