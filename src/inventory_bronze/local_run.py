@@ -69,7 +69,7 @@ def run_pipelines(
             continuous=continuous and spec.continuous,
             max_seconds=max_seconds if continuous and spec.continuous else None,
         )
-        progress = ConsoleProgress(quiet=quiet, redact=redaction.redact)
+        progress = ConsoleProgress(quiet=quiet)
         progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")
         _check_pii_key(spark, storage / spec.key, spec, full_refresh, progress)
         results[spec.key] = run_update(
@@ -80,7 +80,7 @@ def run_pipelines(
             pipeline_name=spec.name,
             spark=spark,
             progress=progress,
-            redact=redaction.redact,  # row values (PII) stay out of the event log's error texts
+            redact=redaction.redact,  # row values (PII) stay out of the event log's and console's errors
         )
         if quiet:
             progress.quiet = False

@@ -31,6 +31,7 @@ from inventory_bronze.pii_tables import (
     PROPERTY,
     protected_datasets,
     recorded_fingerprint,
+    set_properties,
     table_configuration,
 )
 
@@ -57,13 +58,10 @@ def _datasets(storage: Path, config: BronzeConfig) -> list[tuple[str, str, Path]
     return [(tables[p.name], p.name, p) for p in paths if p.name in tables and (p / "_delta_log").is_dir()]
 
 
-def _opens_with(df: DataFrame, table: str, column: str, keys: pii.PiiKeys) -> bool | None:
-    """Whether a stored ciphertext of `column` opens with `keys` (None: the column holds no value)."""
-    row = df.where(df[column].isNotNull()).select(column).first()
-    if row is None:
-        return None
+def _opens_with(table: str, column: str, ciphertext: str, keys: pii.PiiKeys) -> bool:
+    """Whether a stored ciphertext of `column` opens with `keys`."""
     try:
-        pii.decrypt_value(table, column, row[0], keys=keys)
+        pii.decrypt_value(table, column, ciphertext, keys=keys)
         return True
     except PiiProtectionError:
         return False
@@ -81,13 +79,6 @@ def _reencrypted(
         plain = pii.decrypt_column(plain, table, column, keys=old)
     protected = pii.protect(plain, table, treatments, keys=new)
     return protected.select(*df.columns)  # the stored order (hash columns right after their column)
-
-
-def _set(spark: SparkSession, path: Path, properties: dict[str, str]) -> None:
-    """Set table properties, all in one commit."""
-    quoted = str(path).replace("`", "``")
-    pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
-    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({pairs})")
 
 
 def _finished(path: Path, new: pii.PiiKeys, spark: SparkSession) -> dict[str, str]:
@@ -139,8 +130,10 @@ def rotate(
         df = spark.read.format("delta").load(str(path))
         first = next(iter(config.tables[table].pii))
         column = next(c for c in df.columns if c.lower() == first.lower())
-        if _opens_with(df, table, column, old) is False and _opens_with(df, table, column, new):
-            _set(spark, path, _finished(path, new, spark))  # rewritten before an interruption
+        sample = df.where(df[column].isNotNull()).select(column).first()  # None: the column holds no value
+        reopened = sample is not None and not _opens_with(table, column, sample[0], old)
+        if reopened and _opens_with(table, column, sample[0], new):
+            set_properties(spark, path, _finished(path, new, spark))  # rewritten before an interruption
             done.append(Rotated(name, path, 0, "recorded"))
             progress(f"{name}: rewritten before, the new key recorded")
             continue
@@ -148,7 +141,7 @@ def rotate(
         try:
             rows = rewritten.count()  # every value opened with the old key before anything is written
             if (table_configuration(path, spark) or {}).get(APPEND_ONLY) == "true":
-                _set(spark, path, {APPEND_ONLY: "false", LIFTED: "true"})  # a rewrite is no append
+                set_properties(spark, path, {APPEND_ONLY: "false", LIFTED: "true"})  # a rewrite is no append
             (
                 rewritten.write.format("delta")
                 .mode("overwrite")
@@ -158,7 +151,7 @@ def rotate(
             )
         finally:
             rewritten.unpersist()
-        _set(spark, path, _finished(path, new, spark))
+        set_properties(spark, path, _finished(path, new, spark))
         done.append(Rotated(name, path, rows, "rewritten"))
         progress(f"{name}: {rows:,} rows re-encrypted ({time.monotonic() - started:.1f} s)")
     return done

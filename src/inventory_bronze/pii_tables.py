@@ -63,6 +63,13 @@ def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str |
     return (table_configuration(path, spark) or {}).get(PROPERTY)
 
 
+def set_properties(spark: SparkSession, path: Path, properties: dict[str, str]) -> None:
+    """Set table properties of the Delta table at `path`, all in one commit."""
+    quoted = str(path).replace("`", "``")
+    pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({pairs})")
+
+
 def _tables(storage: Path, names: list[str]) -> list[tuple[str, Path]]:
     """(dataset, path) of the protected datasets present in a pipeline's storage."""
     paths = [(name, storage / "tables" / name) for name in names]
@@ -93,7 +100,6 @@ def check_storage(
     recorded = []
     for name, path, fp in present:
         if fp != keys.fingerprint:
-            quoted = str(path).replace("`", "``")
-            spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ('{PROPERTY}' = '{keys.fingerprint}')")
+            set_properties(spark, path, {PROPERTY: keys.fingerprint})
             recorded.append(name)
     return recorded

@@ -102,7 +102,8 @@ def run_update(
     """Run one update of the pipeline made of `paths` (files or folders) on `storage`.
 
     Never raises for a failing pipeline: the result's `state` is FAILED and `error`/`flows` say why.
-    `redact` is applied to the error texts the event log records (e.g. to keep row values out of it).
+    `redact` is applied to the error texts the event log records and the progress prints (e.g. to keep
+    row values out of them).
     """
     options = options or UpdateOptions()
     conf = {str(k): str(v) for k, v in (conf or {}).items()}
@@ -120,7 +121,7 @@ def run_update(
     with _exclusive(store):
         events = EventLog(spark, store.event_log_path, pipeline_id, name, update_id)
         if redact is not None:
-            events.redact = redact
+            events.redact = progress.redact = redact
         _mark_interrupted(store, events)
         marker = store.root / "system" / "running.json"
         marker.write_text(json.dumps({"update_id": update_id, "pid": os.getpid()}))

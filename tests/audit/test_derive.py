@@ -199,7 +199,7 @@ def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_
         options=UpdateOptions(),
         pipeline_name="pii_errors",
         spark=spark,
-        progress=ConsoleProgress(out=console, redact=redaction.redact),
+        progress=ConsoleProgress(out=console),
         redact=redaction.redact,  # as `run` and the demo pass it
     )
     assert not result.ok and any(c in str(result.error) for _, _, c in cases)  # the caller's error is whole

@@ -220,9 +220,6 @@ def _rotate(args: argparse.Namespace) -> int:
     from inventory_bronze.pii_rotation import rotate
     from localdlt.session import get_spark
 
-    if not args.storage.is_dir():
-        print(f"error: --storage {args.storage} is not a folder (the pipelines' storage).", file=sys.stderr)
-        return 2
     old, new = pii.load_keys(args.from_secret), pii.load_keys(args.secret)
     cfg = config.load(args.config, check_source=False)
     spark = get_spark("inventory-bronze")
