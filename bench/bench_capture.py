@@ -8,7 +8,8 @@
    start-up included, and also shown without the first batch's start-up).
 2. Lag: a workload commits `--rate` changes/s (transactions of `--txn-size`, default 20) for `--duration` s while a running
    query (default trigger) reads them; lag = time the batch reaches foreachBatch - the change's
-   `_commit_ts` (server clock; same machine). Prints p50/p95/max.
+   `_commit_ts` (server clock; same machine). Prints p50/p95/max, and the capture's CPU: the reader's
+   Python process and the server processes serving it (in cores, and per 1 000 changes/s).
 
 Uses the local server (`inventory-bronze db start` folder, or --data-dir) and its own table tests.bench_cdc.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 TABLE = "tests.bench_cdc"
 LAG_TABLE = "tests.bench_lag"
 TABLES = (TABLE, LAG_TABLE)
@@ -94,6 +96,33 @@ class Workload:
             else:
                 key = self.live.pop((self.next_id * 13 + i) % len(self.live))
                 cur.execute(f'DELETE FROM {table} WHERE "Id" = %s', (key,))
+
+
+def capture_monitor(info: object) -> object:
+    """CPU sampling of the capture's processes (bench/cdc_monitor.py) while the workload runs."""
+    import psutil
+    from cdc_monitor import CdcMonitor
+
+    from inventory_bronze.source.capture_slot import default_name
+
+    with info.connect(autocommit=True) as conn:  # type: ignore[attr-defined]
+        (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+    server = psutil.Process(backend).parent().pid
+    return CdcMonitor(info, server, [LAG_TABLE.split(".")[1]], [default_name(LAG_TABLE)])
+
+
+def print_capture_cpu(monitor: object, rate: float) -> None:
+    samples = monitor.samples  # type: ignore[attr-defined]
+    if len(samples) < 2:
+        return
+    seconds = samples[-1].at - samples[0].at
+    readers = sum(x.cpu.get("capture readers", 0.0) for x in samples[1:]) / seconds
+    server = sum(x.cpu.get("capture server", 0.0) for x in samples[1:]) / seconds
+    per_k = 1000 / rate if rate else float("nan")
+    print(
+        f"capture CPU: reader {readers:.3f} + server {server:.3f} = {readers + server:.3f} cores at "
+        f"{rate:,.0f} changes/s: {(readers + server) * per_k:.3f} cores per 1 000 changes/s"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -170,6 +199,8 @@ def main() -> int:
 
     query = stream("lag", 100_000, LAG_TABLE).foreachBatch(measure).start()
     time.sleep(3)
+    monitor = capture_monitor(info)
+    monitor.start()
     steady = Workload(info.conninfo, args.txn_size, LAG_TABLE)
     per_txn = args.txn_size / args.rate
     produced = 0
@@ -182,6 +213,7 @@ def main() -> int:
         if delay > 0:
             time.sleep(delay)
     achieved = produced / (time.monotonic() - started)
+    monitor.stop()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with lock:
@@ -198,6 +230,7 @@ def main() -> int:
             f"p95 {percentile(got, 0.95):.2f} s, max {max(got):.2f} s"
         )
         print(f"mean {statistics.mean(got):.2f} s")
+    print_capture_cpu(monitor, achieved)
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
 
     with info.connect(autocommit=True) as conn:

@@ -9,7 +9,9 @@ data): seed the source (with rule-breaking rows), set up capture, then
 1. initial load: start `inventory-bronze run` (both pipelines, as a subprocess in its own process group)
    and kill -9 the whole group at a random moment, half of the --runs times; then run it to completion;
 2. incremental CDC: start the change workload (`inventory-bronze changes --rate R`), and kill -9 the
-   pipeline the other half of the times while the workload runs; stop the workload, run to completion;
+   pipeline the other half of the times while the workload runs, alternately the continuous CDC update
+   (`run --continuous --pipeline inventory_bronze_cdc`, first) and a triggered update of both pipelines;
+   stop the workload, run to completion;
 3. compare bronze with the source row for row (`inventory_bronze.reconcile.compare_rows`: keys and every
    column, PII decrypted, SCD type 2 tables' current rows, quarantined rows accounted for), and check that
    the event log records every killed update as FAILED (interrupted) — and the audit table too, when the
@@ -45,6 +47,7 @@ class Figures:
     kills_planned: int = 0
     kills_initial: int = 0
     kills_incremental: int = 0
+    kills_continuous: int = 0  # of the incremental ones, in a continuous CDC update
     completed: int = 0
     failed_runs: int = 0  # runs that ended (not killed) with an error, each run again
     failures: list[str] = field(default_factory=list)  # their errors
@@ -118,7 +121,10 @@ def _running_updates(storage: Path) -> list[str]:
     return out
 
 
-def _start_run(storage: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+CONTINUOUS = ["--continuous", "--pipeline", "inventory_bronze_cdc", "--max-seconds", "300"]
+
+
+def _start_run(storage: Path, env: dict[str, str], log: Path, extra: list[str] = ()) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -128,6 +134,7 @@ def _start_run(storage: Path, env: dict[str, str], log: Path) -> subprocess.Pope
         str(storage),
         "--quiet",
         "--no-reconcile",
+        *extra,
     ]
     with open(log, "a") as out:
         out.write(f"\n=== {' '.join(cmd)}\n")
@@ -179,14 +186,20 @@ class Suite:
             time.sleep(0.1)
         return None
 
-    def attempt_kill(self, phase: str) -> None:
+    def attempt_kill(self, phase: str, continuous: bool = False) -> None:
         """One run killed at a random moment: mostly while an update runs (uniform over the updates'
-        expected duration), sometimes while the process starts (Spark, loading the pipeline)."""
+        expected duration; a continuous update: 3-40 s into it, its streams under load), sometimes while
+        the process starts (Spark, loading the pipeline)."""
         stale = set(_running_updates(self.storage))  # markers of killed updates, until the next run
         started = time.monotonic()
-        proc = _start_run(self.storage, self.env, self.log)
+        proc = _start_run(self.storage, self.env, self.log, CONTINUOUS if continuous else [])
         self.figures.runs += 1
-        if self.rng.random() < 0.15:
+        if continuous:
+            update_started = self._wait(proc, None, stale)
+            at = None
+            if update_started is not None:
+                at = self._wait(proc, update_started + self.rng.uniform(3.0, min(40.0, self.max_window)))
+        elif self.rng.random() < 0.15:
             at = self._wait(proc, started + self.rng.uniform(1.0, 20.0))
         else:
             update_started = self._wait(proc, None, stale)
@@ -202,10 +215,12 @@ class Suite:
         _kill_group(proc)
         self.figures.kills += 1
         setattr(self.figures, f"kills_{phase}", getattr(self.figures, f"kills_{phase}") + 1)
+        self.figures.kills_continuous += 1 if continuous else 0
         self.figures.killed_updates.extend(running)
         where = f"update(s) {', '.join(u[:8] for u in running)} running" if running else "no update running"
         _say(
-            f"  kill -9 #{self.figures.kills} ({phase}) {time.monotonic() - started:5.1f} s after start: {where}"
+            f"  kill -9 #{self.figures.kills} ({phase}{', continuous' if continuous else ''}) "
+            f"{time.monotonic() - started:5.1f} s after start: {where}"
         )
 
     def complete(self, attempts: int = 3) -> None:
@@ -424,7 +439,7 @@ def run_suite(
     workload = _start_workload(env, seed, workload_rate, log)
     try:
         while suite.figures.kills < kills and time.monotonic() - started < 0.8 * budget:
-            suite.attempt_kill("incremental")
+            suite.attempt_kill("incremental", continuous=suite.figures.kills_incremental % 2 == 0)
     finally:
         workload.send_signal(signal.SIGTERM)
         try:
@@ -458,7 +473,8 @@ def summary(f: Figures) -> str:
         + ")",
         *[f"    failed: {line[:300]}" for line in dict.fromkeys(f.failures)][:6],
         f"kills (kill -9):   {f.kills} of {f.kills_planned} planned ({f.kills_initial} during the initial load, "
-        f"{f.kills_incremental} during incremental CDC with the change workload)",
+        f"{f.kills_incremental} during incremental CDC with the change workload, {f.kills_continuous} of them "
+        f"in a continuous update)",
         f"rows compared:     {f.rows_source:,} source rows ({f.rows_quarantined:,} held in quarantine)",
         f"rows lost:         {f.rows_lost}",
         f"rows duplicated:   {f.rows_duplicated}",

@@ -12,6 +12,7 @@ from inventory_bronze import bronze  # noqa: E402
 @dlt.table(
     comment="Changes of tests.order_details rejected by the quality rules; dq_failed_rules names them.",
     table_properties=bronze.pii_properties("order_details", spark),
+    spark_conf=bronze.QUARANTINE_TRIGGER,
 )
 def bz_order_details_quarantine():
     return bronze.quarantined(dlt.read_stream("bz_order_details_changes"), "order_details")

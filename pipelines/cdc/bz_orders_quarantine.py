@@ -12,6 +12,7 @@ from inventory_bronze import bronze  # noqa: E402
 @dlt.table(
     comment="Changes of tests.orders rejected by the quality rules; dq_failed_rules names them.",
     table_properties=bronze.pii_properties("orders", spark),
+    spark_conf=bronze.QUARANTINE_TRIGGER,
 )
 def bz_orders_quarantine():
     return bronze.quarantined(dlt.read_stream("bz_orders_changes"), "orders")

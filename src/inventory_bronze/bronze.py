@@ -333,6 +333,11 @@ def expectations(table: str, action: str, spark: SparkSession | None = None) -> 
     }
 
 
+#: how often a continuous pipeline's quarantine flows run: rejected rows are for data stewards, not on the
+#: latency path, and each micro-batch of a flow costs the same fixed work (see docs/performance.md)
+QUARANTINE_TRIGGER = {"pipelines.trigger.interval": "30 seconds"}
+
+
 def quarantined(df: DataFrame, table: str, spark: SparkSession | None = None) -> DataFrame:
     """Rows a drop or fail rule rejects (`dq_failed_rules` names the rules they failed)."""
     rejecting = [r.name for r in table_config(table, spark).rules if r.action in ("drop", "fail")]

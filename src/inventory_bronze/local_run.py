@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -58,7 +59,10 @@ def run_pipelines(
     continuous: bool = False,
     max_seconds: float | None = None,
     quiet: bool = False,
+    stop: threading.Event | None = None,
 ) -> dict[str, UpdateResult]:
+    """One update of each pipeline (`only`: those keys), the triggered one first; a continuous one runs
+    for `max_seconds` or until `stop` is set."""
     spark = get_spark("inventory-bronze")
     specs = pipeline_specs(target, only)
     _ensure_capture(specs, ConsoleProgress(quiet=quiet))
@@ -68,6 +72,7 @@ def run_pipelines(
             full_refresh=full_refresh,
             continuous=continuous and spec.continuous,
             max_seconds=max_seconds if continuous and spec.continuous else None,
+            stop_event=stop,
         )
         progress = ConsoleProgress(quiet=quiet)
         progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from localdlt import context, flowretry, freshness
+from localdlt import context, flowretry, freshness, triggers
 from localdlt import expectations as exp
 from localdlt.analysis import Analysis
 from localdlt.errors import DefinitionError, FlowError, PipelineError, error_summary
@@ -46,6 +46,8 @@ class UpdateOptions:
     max_seconds: float | None = None
     max_workers: int = 2
     trigger_interval_seconds: float = 1.0
+    #: set from another thread to stop the update (a continuous one ends its streams cleanly)
+    stop_event: threading.Event | None = None
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Update:
         self.max_flow_retries = flowretry.max_flow_retries(conf)
         self.options = options
         self.on_flow = on_flow
-        self.stop_event = threading.Event()
+        self.stop_event = options.stop_event or threading.Event()
         self.outcomes: dict[str, FlowOutcome] = {
             f.name: FlowOutcome(flow=f.name, target=f.target) for f in graph.flows.values()
         }
@@ -356,7 +358,9 @@ class Update:
             target_path=path,
             reader=reader,
             continuous=self.options.continuous,
-            trigger_interval_seconds=self.options.trigger_interval_seconds,
+            trigger_interval_seconds=triggers.flow_interval(
+                flow, ds, self.conf, self.options.trigger_interval_seconds
+            ),
             stop_event=self.stop_event,
             metrics=outcome.metrics,
             on_progress=lambda m: self._flow_progress(flow, m),
@@ -606,13 +610,20 @@ def _same_columns(a: StructType, b: StructType) -> bool:
 @contextmanager
 def _jobs_named_after(spark: SparkSession, flow: str, update_id: str) -> Iterator[None]:
     """Spark jobs of this thread carry the flow's name as their job group (the Spark UI's jobs page, and
-    Spark's event log for profiling); a streaming query started here keeps it for its whole run."""
+    Spark's event log for profiling) and run in the flow's scheduler pool (flows share the task slots
+    fairly); a streaming query started here keeps both for its whole run."""
     sc = spark.sparkContext
     sc.setJobGroup(flow, f"flow {flow} (update {update_id})", interruptOnCancel=False)
+    sc.setLocalProperty("spark.scheduler.pool", flow)
     try:
         yield
     finally:
-        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+        for key in (
+            "spark.jobGroup.id",
+            "spark.job.description",
+            "spark.job.interruptOnCancel",
+            "spark.scheduler.pool",
+        ):
             sc.setLocalProperty(key, None)  # type: ignore[arg-type]
 
 

@@ -34,6 +34,9 @@ LOCAL_CONF: dict[str, str] = {
     "spark.databricks.delta.retentionDurationCheck.enabled": "false",
     "spark.sql.streaming.numRecentProgressUpdates": "1000",
     "spark.sql.session.timeZone": "UTC",
+    # Each flow's jobs run in a scheduler pool of their own (executor._jobs_named_after), and pools share the
+    # task slots: a continuous update's apply flow is not queued behind every small batch of the other flows.
+    "spark.scheduler.mode": "FAIR",
     # Inferring constraints through many CASE WHEN / filter expressions (expectations, rule flags) can take
     # the optimizer minutes to hours; the inferred filters buy nothing for these plans.
     "spark.sql.constraintPropagation.enabled": "false",

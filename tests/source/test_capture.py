@@ -82,6 +82,21 @@ def run_available_now(spark: Any, table: str, checkpoint: Path, sink: Path, **op
     return rows
 
 
+def foreach_batch_query(spark: Any, table: str, collect: Callable, checkpoint: Path, **trigger: Any) -> Any:
+    """A started stream of the table's changes (no snapshot) into `collect(df, batch_id)`."""
+    return (
+        spark.readStream.format("pgcdc")
+        .option("table", table)
+        .option("secretsFile", secrets_file())
+        .option("snapshot", "false")
+        .load()
+        .writeStream.foreachBatch(collect)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(**trigger)
+        .start()
+    )
+
+
 def secrets_file() -> str:
     """Spark's Python workers started before the test fixtures set the environment: name the file."""
     import os
@@ -288,17 +303,7 @@ def test_query_restart_replays_an_uncommitted_batch_exactly(
         batches[batch_id] = sorted((r["_seq"], r["_op"], r["Id"], r["V"]) for r in df.collect())
 
     def run() -> None:
-        query = (
-            cdc.readStream.format("pgcdc")
-            .option("table", names.table)
-            .option("secretsFile", secrets_file())
-            .option("snapshot", "false")
-            .load()
-            .writeStream.foreachBatch(collect)
-            .option("checkpointLocation", str(tmp_path / "ck"))
-            .trigger(availableNow=True)
-            .start()
-        )
+        query = foreach_batch_query(cdc, names.table, collect, tmp_path / "ck", availableNow=True)
         query.awaitTermination(120)
         assert query.exception() is None
 
@@ -379,6 +384,63 @@ def test_server_restart_mid_stream_loses_and_doubles_nothing(
     seqs = [s[0] for s in seen]
     assert len(seqs) == len(set(seqs)) == expected
     assert sorted(seen)[-1][1] == "delete"
+
+
+def test_a_continuous_stream_decodes_each_transaction_once_and_confirms_as_it_commits(
+    cdc, pg_server, capture_table, tmp_path: Path
+) -> None:
+    """The stream holds one replication connection: the server decodes every transaction once, however many
+    triggers run while it is not yet confirmed, and the slot is confirmed up to each committed batch."""
+    names = capture_table("cap_once", '"Id" integer PRIMARY KEY, "V" integer')
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def collect(df: Any, batch_id: int) -> None:
+        time.sleep(0.3)  # a slow sink: several triggers while a batch is not yet confirmed
+        with lock:
+            seen.extend(r["Id"] for r in df.collect())
+
+    decoded_sql = "SELECT coalesce(max(total_txns), 0) FROM pg_stat_replication_slots WHERE slot_name = %s"
+    with pg_server.connect(autocommit=True) as conn:
+        (decoded_before,) = conn.execute(decoded_sql, (names.slot,)).fetchone()
+    query = foreach_batch_query(cdc, names.table, collect, tmp_path / "ck", processingTime="100 milliseconds")
+    transactions = 40
+    try:
+        deadline = time.monotonic() + 120
+        while query.lastProgress is None and time.monotonic() < deadline:  # the reader's worker is up
+            assert query.isActive, query.exception()
+            time.sleep(0.2)
+        with pg_server.connect(autocommit=True) as conn:
+            inside = {}  # the WAL position inside each transaction: its commit comes after it
+            for i in range(1, transactions + 1):
+                (inside[i],) = conn.execute(
+                    "INSERT INTO tests.cap_once VALUES (%s, %s) RETURNING pg_current_wal_insert_lsn()", (i, i)
+                ).fetchone()
+                time.sleep(0.1)
+            streaming = conn.execute(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'inventory-bronze-capture'"
+            ).fetchone()[0]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(seen) < transactions:
+            assert query.isActive, query.exception()
+            time.sleep(0.2)
+        time.sleep(1.5)  # more triggers, more commits
+        with pg_server.connect(autocommit=True) as conn:
+            confirmed_half = conn.execute(
+                "SELECT confirmed_flush_lsn > %s FROM pg_replication_slots WHERE slot_name = %s",
+                (inside[transactions // 2], names.slot),
+            ).fetchone()[0]
+    finally:
+        query.stop()
+    assert sorted(seen) == list(range(1, transactions + 1))
+    assert streaming >= 1  # a walsender serves the stream (START_REPLICATION), not repeated peeks
+    # committed batches are confirmed while the stream runs (Spark commits a batch to its source when it
+    # starts the next one: the last batch stays unconfirmed until then, and is streamed again on a restart)
+    assert confirmed_half
+    with pg_server.connect(autocommit=True) as conn:
+        (decoded_after,) = conn.execute(decoded_sql, (names.slot,)).fetchone()
+    # peeking from the confirmed position at every trigger decoded each unconfirmed transaction again
+    assert transactions <= decoded_after - decoded_before <= transactions + 5
 
 
 # --- failures -------------------------------------------------------------------------------------------

@@ -44,10 +44,17 @@ changes committed after C. Changes committed between C and T are therefore in th
 the stream, in order after it: applying snapshot + stream as keyed upserts/deletes (apply_changes) ends
 exactly in the source's state, nothing lost and nothing doubled in the final table.
 
-Exactly-once: an offset is the end LSN of the last transaction of a batch. `partitions(start, end)`
-decodes the transactions whose commit LSN lies in [start, end); `commit(end)` advances the slot to `end`
-only after Spark has committed the batch, so a restarted query (or a restarted server) re-reads exactly
-the uncommitted batches.
+Reading: one replication connection per stream (PostgreSQL's streaming protocol, `capture_stream`): the
+server decodes each transaction once and sends it as it commits; a thread of the reader's process
+decodes pgoutput into rows as they come, so a trigger finds them ready (nothing is decoded twice, however
+many triggers pass before a batch is confirmed).
+
+Exactly-once: an offset is a WAL position: every transaction committed before it belongs to earlier
+batches. A batch [start, end) holds the transactions whose commit LSN lies in it; `commit(end)` confirms
+`end` to the server only after Spark has committed the batch, so a restarted query (or a restarted
+server) streams again from its checkpoint exactly the uncommitted batches. With nothing of the table to
+deliver, an offset still moves past the other tables' WAL once 16 MB of it piled up, so the slot does
+not keep it.
 """
 
 from __future__ import annotations
@@ -69,19 +76,17 @@ from inventory_bronze.source.capture_pgoutput import (
     Change,
     Relation,
     Transaction,
-    decode_transactions,
     lsn_int,
     lsn_text,
 )
 from inventory_bronze.source.capture_slot import (
     CaptureNames,
     advance_slot,
-    peek_messages,
     prepare_session,
-    recovery_command,
     require_usable_slot,
     split_table,
 )
+from inventory_bronze.source.capture_stream import ChangeBuffer
 from inventory_bronze.source.capture_types import (
     META_NAMES,
     catalog_columns,
@@ -371,7 +376,7 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.schema_name, self.table = split_table(self.names.table)
         self.builder = _RowBuilder(schema, self.names.table)
         self._conn: psycopg.Connection | None = None
-        self._cache: tuple[int, int, list[tuple]] | None = None
+        self._buffer: ChangeBuffer | None = None
         self._stop_at: int | None = None
         self._last_end: dict | None = None
 
@@ -388,7 +393,7 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     prepare_session(self._conn)
                 return action(self._conn)
             except (psycopg.OperationalError, psycopg.errors.ObjectInUse) as err:
-                self._close()
+                self._close_connection()
                 if time.monotonic() > deadline:
                     raise SlotInvalidatedError(
                         f"Lost the connection to the source while capturing {self.names.table} "
@@ -398,6 +403,12 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 time.sleep(0.5)
 
     def _close(self) -> None:
+        self._close_connection()
+        if self._buffer is not None:
+            self._buffer.close()
+        self._buffer = None
+
+    def _close_connection(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -442,47 +453,34 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._check_offset(start)
         max_rows = getattr(limit, "maxRows", None) if limit is not None else self.settings.max_changes
         start_lsn = int(start["lsn"])
-        end_lsn, rows = self._run(lambda c: self._decode(c, start_lsn, max_rows))
+        buffer = self._buffer_from(start_lsn)
+        if self._stop_at is not None:  # a triggered update: everything committed before it started
+            buffer.wait_until(self._stop_at, self.settings.reconnect_timeout_s)
+        end_lsn = buffer.end_of_next_batch(start_lsn, max_rows, self._stop_at)
         end = self._offset(end_lsn, snapshot_done=True)
         if end_lsn == start_lsn and start.get("snapshot_done"):
             end = start
-        self._cache = (start_lsn, end_lsn, rows)
         self._last_end = end
         return end
 
-    def _decode(
-        self, conn: psycopg.Connection, start_lsn: int, max_rows: int | None
-    ) -> tuple[int, list[tuple]]:
-        """Transactions committed in [start_lsn, ...), whole, up to about `max_rows` rows."""
-        state = require_usable_slot(conn, self.names)
-        confirmed = int(state.confirmed_flush_lsn or 0)
-        if confirmed > start_lsn:
-            raise SlotInvalidatedError(
-                f"Replication slot '{self.names.slot}' is confirmed up to {lsn_text(confirmed)}, past this "
-                f"stream's checkpoint {lsn_text(start_lsn)}: another consumer advanced it and changes of "
-                f"{self.names.table} in between are gone. Recover: {recovery_command(self.names)}."
+    def _buffer_from(self, lsn: int) -> ChangeBuffer:
+        """The transactions from `lsn` on, streamed from the slot (a new stream when the current one
+        started after `lsn`, as when a restarted query re-plans its last batch)."""
+        if self._buffer is None or self._buffer.start_lsn > lsn:
+            if self._buffer is not None:
+                self._buffer.close()
+            self._buffer = ChangeBuffer(
+                self.source,
+                self.names,
+                lsn,
+                self._rows_of,
+                max_rows=self.settings.max_changes,
+                reconnect_timeout_s=self.settings.reconnect_timeout_s,
             )
-        # The slot is confirmed only up to the batch before the previous one (Spark commits a batch
-        # after planning the next), so the peek may start with transactions already delivered: skip
-        # them, and peek further when they filled the limit.
-        limit = None if max_rows is None else max(max_rows * 2, 1000)
-        while True:
-            messages = peek_messages(conn, self.names, limit)
-            end_lsn, rows, new_txns = start_lsn, [], 0
-            for txn in decode_transactions(messages, {}):
-                if txn.commit_lsn < start_lsn:
-                    continue
-                if self._stop_at is not None and txn.commit_lsn >= self._stop_at:
-                    break
-                new_txns += 1
-                txn_rows = change_rows(txn, self.builder, self.schema_name, self.table)
-                if max_rows is not None and rows and len(rows) + len(txn_rows) > max_rows:
-                    break
-                rows.extend(txn_rows)
-                end_lsn = txn.end_lsn
-            if new_txns or limit is None or len(messages) < limit:
-                return end_lsn, rows
-            limit *= 4
+        return self._buffer
+
+    def _rows_of(self, txn: Transaction) -> list[tuple]:
+        return change_rows(txn, self.builder, self.schema_name, self.table)
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
         self._check_offset(start)
@@ -493,32 +491,10 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 SnapshotPartition(self.source, self.names.table, start_lsn, self.settings.reconnect_timeout_s)
             )
         if end_lsn > start_lsn:
-            if self._cache is not None and self._cache[:2] == (start_lsn, end_lsn):
-                rows = self._cache[2]
-            else:  # re-planning a batch after a restart: decode [start, end) again
-                rows = self._run(lambda c: self._decode_range(c, start_lsn, end_lsn))
+            rows = self._buffer_from(start_lsn).rows_between(start_lsn, end_lsn)
             if rows:
                 parts.append(ChangesPartition(rows, self.schema_))
         return parts
-
-    def _decode_range(self, conn: psycopg.Connection, start_lsn: int, end_lsn: int) -> list[tuple]:
-        require_usable_slot(conn, self.names)
-        rows: list[tuple] = []
-        reached = False
-        for txn in decode_transactions(peek_messages(conn, self.names, None), {}):
-            if txn.commit_lsn < start_lsn:
-                continue
-            if txn.commit_lsn >= end_lsn:
-                reached = True
-                break
-            rows.extend(change_rows(txn, self.builder, self.schema_name, self.table))
-            reached = reached or txn.end_lsn == end_lsn
-        if not reached:
-            raise SlotInvalidatedError(
-                f"Cannot re-read {self.names.table} changes up to {lsn_text(end_lsn)} from slot "
-                f"'{self.names.slot}': the WAL is no longer there. Recover: {recovery_command(self.names)}."
-            )
-        return rows
 
     def read(self, partition: InputPartition) -> Iterator[tuple]:
         if isinstance(partition, ChangesPartition):
@@ -529,9 +505,10 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def commit(self, end: dict) -> None:
         self._check_offset(end)
         lsn = int(end["lsn"])
-        self._run(lambda c: advance_slot(c, self.names, lsn))
-        if self._cache is not None and self._cache[1] <= lsn:
-            self._cache = None
+        if self._buffer is not None:
+            self._buffer.commit(lsn)
+        else:  # nothing streamed in this process (a restarted query committing a replayed batch)
+            self._run(lambda c: advance_slot(c, self.names, lsn))
 
     def stop(self) -> None:
         self._close()

@@ -1,9 +1,9 @@
 """Decoder of PostgreSQL's pgoutput logical replication messages (protocol version 1, text values).
 
-`decode_transactions` turns the rows of `pg_logical_slot_peek_binary_changes(...)` (one message each) into
-committed transactions in commit order, each with its changes in transaction order. Values stay as the
-server's text output (`None` for NULL, `UNCHANGED` for an unchanged out-of-line TOAST value); typing them
-is `capture_types`' job.
+`Decoder` (one message at a time, as the replication stream sends them) and `decode_transactions` (a
+sequence of them) turn pgoutput messages into committed transactions in commit order, each with its
+changes in transaction order. Values stay as the server's text output (`None` for NULL, `UNCHANGED` for
+an unchanged out-of-line TOAST value); typing them is `capture_types`' job.
 """
 
 from __future__ import annotations
@@ -158,23 +158,39 @@ def decode_transactions(
 ) -> Iterator[Transaction]:
     """Committed transactions from pgoutput messages, in commit order. `relations` caches Relation
     messages across calls (pgoutput sends each relation once per decoding session)."""
-    rels = relations if relations is not None else {}
-    current: Transaction | None = None
+    decoder = Decoder(relations)
     for message in messages:
-        data = bytes(message)
-        reader = _Reader(data)
+        txn = decoder.feed(message)
+        if txn is not None:
+            yield txn
+
+
+class Decoder:
+    """pgoutput messages in, one at a time; a committed Transaction out when its commit arrives."""
+
+    def __init__(self, relations: dict[int, Relation] | None = None) -> None:
+        self.relations = relations if relations is not None else {}
+        self.current: Transaction | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.current is not None
+
+    def feed(self, message: bytes) -> Transaction | None:
+        reader = _Reader(bytes(message))
         kind = reader.byte()
         if kind == "B":
             final_lsn, ts, xid = reader.uint64(), reader.int64(), reader.uint32()
-            current = Transaction(xid=xid, commit_lsn=final_lsn, commit_ts=pg_timestamp(ts))
+            self.current = Transaction(xid=xid, commit_lsn=final_lsn, commit_ts=pg_timestamp(ts))
         elif kind == "C":
             reader.int8()
             commit_lsn, end_lsn, ts = reader.uint64(), reader.uint64(), reader.int64()
-            if current is None:
+            done = self.current
+            if done is None:
                 raise DecodeError(f"pgoutput sent a commit at LSN {lsn_text(commit_lsn)} without a begin.")
-            current.commit_lsn, current.end_lsn, current.commit_ts = commit_lsn, end_lsn, pg_timestamp(ts)
-            yield current
-            current = None
+            done.commit_lsn, done.end_lsn, done.commit_ts = commit_lsn, end_lsn, pg_timestamp(ts)
+            self.current = None
+            return done
         elif kind == "R":
             oid = reader.uint32()
             namespace, name = reader.string(), reader.string()
@@ -185,15 +201,14 @@ def decode_transactions(
                 col_name = reader.string()
                 type_oid, typmod = reader.uint32(), reader.int32()
                 columns.append(RelationColumn(col_name, type_oid, typmod, bool(flags & 1)))
-            rels[oid] = Relation(oid, namespace, name, identity, tuple(columns))
+            self.relations[oid] = Relation(oid, namespace, name, identity, tuple(columns))
         elif kind in ("I", "U", "D", "T"):
-            if current is None:
+            if self.current is None:
                 raise DecodeError(f"pgoutput sent a {kind!r} change outside a transaction.")
-            current.changes.append(_change(kind, reader, rels, len(current.changes)))
-        elif kind in ("Y", "O", "M"):
-            continue  # type, origin and logical messages carry nothing the capture needs
-        else:
+            self.current.changes.append(_change(kind, reader, self.relations, len(self.current.changes)))
+        elif kind not in ("Y", "O", "M"):  # type, origin and logical messages carry nothing the capture needs
             raise DecodeError(f"Unknown pgoutput message {kind!r}: is the slot's plugin pgoutput (proto 1)?")
+        return None
 
 
 def _relation(rels: dict[int, Relation], oid: int) -> Relation:

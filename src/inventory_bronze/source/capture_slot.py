@@ -7,7 +7,7 @@ progress: a shared slot could only advance when every stream had committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -270,18 +270,9 @@ def capture_status(conn: psycopg.Connection, names: CaptureNames) -> dict[str, A
 # --- reading and confirming -----------------------------------------------------------------------------
 
 
-def peek_messages(conn: psycopg.Connection, names: CaptureNames, max_changes: int | None) -> Sequence[bytes]:
-    """pgoutput messages after the slot's confirmed position (whole transactions; at least one when any)."""
-    rows = conn.execute(
-        "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s, 'proto_version', '1', "
-        "'publication_names', %s)",
-        (names.slot, max_changes, names.publication),
-    ).fetchall()
-    return [bytes(r[0]) for r in rows]
-
-
 def advance_slot(conn: psycopg.Connection, names: CaptureNames, lsn: int) -> None:
-    """Confirm everything before `lsn` (a transaction's end LSN): the server may recycle that WAL."""
+    """Confirm everything before `lsn` (a transaction's end LSN) while no stream holds the slot (a stream
+    confirms through its own connection): the server may recycle that WAL."""
     state = require_usable_slot(conn, names)
     if state.confirmed_flush_lsn is not None and state.confirmed_flush_lsn >= lsn:
         return
