@@ -80,6 +80,7 @@ class SlotFeed:
         self._received = start_lsn  # every transaction committed before it was handed on
         self._confirmed = start_lsn
         self._error: BaseException | None = None
+        self._down_since: float | None = None  # when the connection was lost, while it is down
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pgcdc-{names.slot}", daemon=True)
@@ -131,15 +132,16 @@ class SlotFeed:
     def _run(self) -> None:
         import psycopg
 
-        deadline: float | None = None
         while not self._stop.is_set():
             try:
                 self._stream()
                 return
             except (psycopg.OperationalError, _ConnectionLost) as err:
-                # a restarting server or a dropped connection: start again where the consumer is
-                deadline = deadline or time.monotonic() + self.reconnect_timeout_s
-                if time.monotonic() > deadline:
+                # a restarting server or a dropped connection: start again where the consumer is, for
+                # reconnect_timeout_s since the connection was last up
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                if time.monotonic() - self._down_since > self.reconnect_timeout_s:
                     self._fail(
                         SlotInvalidatedError(
                             f"Lost the replication connection while capturing {self.names.table} for "
@@ -152,8 +154,6 @@ class SlotFeed:
             except BaseException as err:  # noqa: BLE001 - handed to the consumer, who raises it
                 self._fail(err)
                 return
-            else:
-                deadline = None
 
     def _fail(self, err: BaseException) -> None:
         with self._cond:
@@ -201,6 +201,7 @@ class SlotFeed:
 
     def _stream(self) -> None:
         pgconn, start = self._connect()
+        self._down_since = None
         decoder = Decoder()
         sent_status, sent_confirmed = 0.0, -1
         try:
