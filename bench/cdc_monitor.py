@@ -18,18 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-COMPONENTS = (
-    "capture readers",
-    "capture server",
-    "JVM",
-    "other Python",
-    "driver+workload",
-    "PostgreSQL other",
-)
+from inventory_bronze.source.capture_connection import APPLICATION_NAME
+
 #: the capture: the pgcdc readers' processes and the server processes serving them (the replication
 #: connections' walsenders, or backends running the capture's SQL; application_name tells them apart)
 CAPTURE = ("capture readers", "capture server")
-CAPTURE_APPLICATION = "inventory-bronze-capture"
 TREE = ("capture readers", "JVM", "other Python", "driver+workload")
 
 
@@ -122,7 +115,7 @@ class CdcMonitor:
         capture = {
             int(row[0])
             for row in self._conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (CAPTURE_APPLICATION,)
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APPLICATION_NAME,)
             ).fetchall()
         }
         for proc in [self.server, *self.server.children()]:

@@ -29,6 +29,8 @@ OPT_SECRETS_FILE = "secretsFile"
 #: Resolved values, for runtimes whose Python workers cannot reach the secrets chain (Databricks: dbutils
 #: exists only in the notebook's process). Spark redacts options named like *password* in plans and UIs.
 OPT_URL, OPT_USER, OPT_PASSWORD = "url", "user", "password"
+#: the capture's connections (queries, snapshots, replication streams) say so in pg_stat_activity
+APPLICATION_NAME = "inventory-bronze-capture"
 
 
 def lower_keys(options: Mapping[str, str]) -> dict[str, str]:
@@ -94,7 +96,7 @@ def open_connection(
     def attempt() -> psycopg.Connection:
         try:
             return psycopg.connect(
-                conn.conninfo(application_name="inventory-bronze-capture", **extra),
+                conn.conninfo(application_name=APPLICATION_NAME, **extra),
                 autocommit=autocommit,
                 connect_timeout=10,
             )

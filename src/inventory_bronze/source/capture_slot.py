@@ -279,9 +279,18 @@ def advance_slot(conn: psycopg.Connection, names: CaptureNames, lsn: int) -> Non
     conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (names.slot, lsn_text(lsn)))
 
 
+#: the text output the converters expect: UTC, ISO dates, hex bytea, exact floats
+SESSION_SETTINGS = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO,YMD"),
+    ("bytea_output", "hex"),
+    ("extra_float_digits", "3"),
+)
+#: the same as connection options (a replication connection's walsender takes them at start-up)
+SESSION_OPTIONS = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS)
+
+
 def prepare_session(conn: psycopg.Connection) -> None:
-    """Text output the converters expect: UTC, ISO dates, hex bytea, exact floats."""
-    conn.execute("SET TimeZone = 'UTC'")
-    conn.execute("SET DateStyle = 'ISO, YMD'")
-    conn.execute("SET bytea_output = 'hex'")
-    conn.execute("SET extra_float_digits = 3")
+    """Set SESSION_SETTINGS on an open connection."""
+    for name, value in SESSION_SETTINGS:
+        conn.execute(f"SET {name} = '{value}'")

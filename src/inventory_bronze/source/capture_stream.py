@@ -26,14 +26,12 @@ from typing import Any
 from inventory_bronze.secrets import SourceConnection
 from inventory_bronze.source.capture_errors import CaptureError, SlotInvalidatedError
 from inventory_bronze.source.capture_pgoutput import Decoder, Transaction, lsn_text
-from inventory_bronze.source.capture_slot import CaptureNames, recovery_command
+from inventory_bronze.source.capture_slot import SESSION_OPTIONS, CaptureNames, recovery_command
 
 #: microseconds from the Unix epoch to PostgreSQL's (2000-01-01)
 _PG_EPOCH_US = 946_684_800_000_000
 #: a status update at least this often (the server drops a silent client after wal_sender_timeout, 60 s)
 STATUS_EVERY_S = 10.0
-#: session settings of the walsender: the text output the converters expect (see capture_slot.prepare_session)
-SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c bytea_output=hex -c extra_float_digits=3"
 
 
 def _now_pg_us() -> int:
@@ -71,7 +69,6 @@ class SlotFeed:
     ) -> None:
         self.source = source
         self.names = names
-        self.start_lsn = start_lsn
         self._on_transaction = on_transaction
         self._backlog = backlog
         self.max_buffered = max_buffered
@@ -112,10 +109,6 @@ class SlotFeed:
         with self._cond:
             if lsn > self._confirmed:
                 self._confirmed = lsn
-        self._wake.set()
-
-    def resume(self) -> None:
-        """The consumer took some of the backlog: read again if reading paused."""
         self._wake.set()
 
     def close(self) -> None:
@@ -163,7 +156,7 @@ class SlotFeed:
     def _connect(self) -> Any:
         from psycopg import pq
 
-        from inventory_bronze.source.capture_connection import open_connection
+        from inventory_bronze.source.capture_connection import APPLICATION_NAME, open_connection
 
         # the slot must be there and usable, and nobody may have confirmed past the consumer
         with open_connection(self.source, retry_for_s=self.reconnect_timeout_s) as conn:
@@ -180,7 +173,7 @@ class SlotFeed:
                 f"{self.names.table} in between are gone. Recover: {recovery_command(self.names)}."
             )
         info = self.source.conninfo(
-            application_name="inventory-bronze-capture", replication="database", options=SESSION_OPTIONS
+            application_name=APPLICATION_NAME, replication="database", options=SESSION_OPTIONS
         )
         pgconn = pq.PGconn.connect(info.encode())
         if pgconn.status != pq.ConnStatus.OK:
