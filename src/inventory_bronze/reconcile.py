@@ -203,6 +203,39 @@ def _bronze_rows(spark: Any, df: Any, columns: list[str], key: str, order: str |
     return out
 
 
+def _quarantined_rows(spark: Any, paths: dict[str, Path], table: str, columns: list[str], key: str) -> dict:
+    """key -> [its latest quarantine row]. A captured update that left a TOASTed value unchanged carries
+    it as NULL (named in `_unchanged_cols`); the value held back is the one of the key's previous change
+    that carried it, in the change archive (which holds every change, the first snapshot included)."""
+    from pyspark.sql import functions as F
+
+    q_path = paths.get(f"bz_{table}_quarantine")
+    if not q_path:
+        return {}
+    q_df = spark.read.format("delta").load(str(q_path))
+    if not all(c in q_df.columns for c in columns):
+        return {}
+    if "_unchanged_cols" not in q_df.columns:
+        return _bronze_rows(spark, q_df, columns, key, "_seq")
+    n, extra = len(columns), ["_seq", "_unchanged_cols"]
+    latest = {k: rows[0] for k, rows in _bronze_rows(spark, q_df, [*columns, *extra], key, "_seq").items()}
+    gaps = {k: row for k, row in latest.items() if row[n + 1]}
+    history: dict[Any, list] = {}
+    if gaps and (archive := paths.get(f"bz_{table}_changes")):
+        a_df = spark.read.format("delta").load(str(archive)).where(F.col(key).isin(list(gaps)))
+        history = _bronze_rows(spark, a_df, [*columns, *extra], key, None)
+    out = {}
+    for k, row in latest.items():
+        filled = list(row[:n])
+        earlier = sorted((r for r in history.get(k, []) if r[n] < row[n]), key=lambda r: r[n], reverse=True)
+        for column in row[n + 1] or []:
+            if column in columns:
+                carried = next((r for r in earlier if column not in (r[n + 1] or [])), None)
+                filled[columns.index(column)] = carried[columns.index(column)] if carried else None
+        out[k] = [filled]
+    return out
+
+
 def compare_rows(
     spark: Any,
     storage: Path,
@@ -258,12 +291,7 @@ def _compare_table(
         return tuple(values)
 
     bz = _bronze_rows(spark, bz_df, columns, key, None)
-    q_path = paths.get(f"bz_{table}_quarantine")
-    quarantine: dict[Any, list] = {}
-    if q_path:
-        q_df = spark.read.format("delta").load(str(q_path))
-        if all(c in q_df.columns for c in columns):
-            quarantine = _bronze_rows(spark, q_df, columns, key, "_seq")
+    quarantine = _quarantined_rows(spark, paths, table, columns, key)
     key_index = columns.index(key)
     matched = held = lost = wrong = 0
     examples: list[str] = []

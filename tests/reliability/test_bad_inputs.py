@@ -38,6 +38,8 @@ class RowCase:
     outcome: str  # "quarantine" | "bronze"
     rules: frozenset[str] = field(default_factory=frozenset)  # exactly the rules the row must fail
     update: bool = False  # change an existing row instead of inserting one
+    row: int = 1  # which existing row an update changes (by key order)
+    before: dict[str, str] = field(default_factory=dict)  # an update committed before the case's own
 
 
 def _q(*rules: str) -> frozenset[str]:
@@ -195,6 +197,16 @@ ROW_CASES = [
         _q("total_not_negative"),
         update=True,
     ),
+    RowCase(
+        "held-back update leaving a TOASTed value unchanged",
+        "orders",
+        {"Total_Amount": "-2"},  # the capture sends Notes as "unchanged TOAST": NULL in the change row
+        "quarantine",
+        _q("total_not_negative"),
+        update=True,
+        row=2,
+        before={"Notes": "repeat('n', 5000)"},  # STORAGE EXTERNAL: stored out of line from 2 kB
+    ),
     RowCase("zero quantity line", "order_details", {"Quantity": "0"}, "quarantine", _q("quantity_positive")),
     RowCase(
         "negative price and quantity",
@@ -242,17 +254,20 @@ def _apply_row_case(conn: Any, case: RowCase, key: int) -> int:
     columns = [c.name for c in decl.columns]
     if case.update:
         existing = conn.execute(
-            sql.SQL("SELECT {k} FROM {t} ORDER BY {k} OFFSET 1 LIMIT 1").format(
+            sql.SQL("SELECT {k} FROM {t} ORDER BY {k} OFFSET %s LIMIT 1").format(
                 k=sql.Identifier(pk), t=decl.ident()
-            )
+            ),
+            [case.row],
         ).fetchone()[0]
-        sets = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(v)) for c, v in case.values.items()
-        )
-        conn.execute(
-            sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(decl.ident(), sets, sql.Identifier(pk)),
-            [existing],
-        )
+        for values in (case.before, case.values):
+            if values:
+                sets = sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(v)) for c, v in values.items()
+                )
+                conn.execute(
+                    sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(decl.ident(), sets, sql.Identifier(pk)),
+                    [existing],
+                )
         return existing
     select = []
     for c in columns:
@@ -358,6 +373,23 @@ def test_nothing_lost_and_values_intact(corpus_run: dict[str, Any], spark: Any, 
                 bronze_keys.setdefault(case.table, set()).add(corpus_run["keys"][case.name])
         rows = compare_rows(spark, corpus_run["storage"], conn, keys=bronze_keys)
     assert all(r.lost == r.wrong == r.duplicated == r.extra == 0 for r in rows), format_rows(rows)
+
+
+def test_a_held_back_update_keeps_the_toasted_value_it_left_unchanged(
+    corpus_run: dict[str, Any], spark: Any, pg_server: Any
+) -> None:
+    """The quarantined change of an update that left a TOASTed value unchanged carries NULL for it;
+    the row comparison takes the value from the key's previous change: held back, not lost nor wrong."""
+    from inventory_bronze.reconcile import compare_rows, format_rows, table_paths
+
+    case = next(c for c in ROW_CASES if c.before)
+    key = corpus_run["keys"][case.name]
+    pk = declared(case.table).primary_key[0]
+    [held] = _latest(spark, table_paths(corpus_run["storage"])[f"bz_{case.table}_quarantine"], pk, key)
+    assert list(held["_unchanged_cols"]) == list(case.before) and held[next(iter(case.before))] is None
+    with pg_server.connect(autocommit=True) as conn:
+        [row] = compare_rows(spark, corpus_run["storage"], conn, [case.table], {case.table: {key}})
+    assert (row.quarantined, row.lost, row.wrong) == (1, 0, 0), format_rows([row])
 
 
 # ------------------------------------------------------------------------------ cases that fail an update
