@@ -157,3 +157,42 @@ def test_other_secrets_are_kept_and_a_malformed_file_is_refused_untouched(
         err = capsys.readouterr().err
         assert err.startswith(f"db start: The secrets file {path}") and "Traceback" not in err
         assert path.read_text() == malformed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another OS user")
+def test_a_clone_in_a_private_folder_runs_its_server_without_opening_the_folder(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run as root from a clone in a private folder (root's home, `mktemp -d`): the server's OS user
+    cannot reach the binaries in the clone's virtualenv nor its data folder. The cluster and a copy of the
+    binaries go where it can, `db start` says where, and no folder of the user's changes its mode."""
+    import shutil
+    import tempfile
+
+    from inventory_bronze.cli import main
+    from inventory_bronze.source import server_access
+
+    private = Path(tempfile.mkdtemp(prefix="inventory-bronze-private-"))  # mode 700
+    installed = server.pg_bin_dir().parents[2]  # site-packages holding pgserver and pgserver.libs
+    venv = private / "clone" / ".venv" / "site-packages"
+    for name in ("pgserver", "pgserver.libs"):
+        shutil.copytree(installed / name, venv / name)
+    data_dir = (private / "clone" / "var" / "postgres").resolve()
+    modes = {p: p.stat().st_mode for p in (private, venv)}
+    monkeypatch.setenv(server.ENV_PG_BIN, str(venv / "pgserver" / "pginstall" / "bin"))
+    monkeypatch.setenv(server.ENV_SECRETS_FILE, str(private / "secrets.json"))
+    cluster = server_access.cluster_dir(data_dir)
+    try:
+        assert main(["db", "start", "--data-dir", str(data_dir)]) == 0
+        assert f"cluster: {cluster}" in capsys.readouterr().out
+        assert cluster.parent == server_access.SHARED_ROOT / "clusters"
+        admin = server.server_info(data_dir).admin_conninfo("postgres")
+        with server.connect(admin, autocommit=True, what="the private clone's server") as conn:
+            assert conn.execute("SHOW data_directory").fetchone() == (str(cluster / "pgdata"),)
+        assert {p: p.stat().st_mode for p in modes} == modes
+        assert server.stop_server(data_dir) is True
+        assert server.ensure_server(data_dir).port  # restarts from the same cluster
+    finally:
+        server.stop_server(data_dir)
+        shutil.rmtree(cluster, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)

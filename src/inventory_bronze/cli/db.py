@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _start(args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
     from inventory_bronze.source.server import ensure_server, secrets_file
+    from inventory_bronze.source.server_access import cluster_dir
 
     try:
         info = ensure_server(args.data_dir)
@@ -63,6 +64,8 @@ def _start(args: argparse.Namespace) -> int:
     print(f"running: {info.url}")
     print(f"JDBC:    {info.jdbc_url}")
     print(f"secrets: {secrets_file(args.data_dir)} (KConnectionString, KUser, KPassword)")
+    if (cluster := cluster_dir(info.data_dir)) != info.data_dir:
+        print(f"cluster: {cluster} (the server's OS user cannot reach {info.data_dir})")
     return 0
 
 

@@ -7,9 +7,14 @@ Layout of a server folder (`var/postgres` of the repo by default, `data_dir` to 
     <data_dir>/postgres.log  the server log
     <data_dir>/server.json   port, login role and its password (mode 600, never printed)
 
+(As root, when the server's OS user cannot reach <data_dir>, the first three live in a folder of their own
+under /var/lib/inventory-bronze/clusters/: see `server_access`; `db start` prints where.)
+
 The binaries are the PostgreSQL 16 build that the `pgserver` package ships, so no system install is needed.
 As root, the server runs as an unprivileged OS user (PostgreSQL refuses to run as root): `postgres` when it
-exists, else `inventory-pg`, created with `useradd`.
+exists, else `inventory-pg`, created with `useradd`. When that user cannot reach the data folder or the
+binaries (a clone in a private folder), they are placed where it can (`server_access`); no folder's mode
+is changed.
 
 Access: the superuser `postgres` connects only through the Unix socket (trust, the socket folder is private
 to the server's OS user and root). Over TCP on 127.0.0.1 every role needs its scram-sha-256 password, so
@@ -29,7 +34,6 @@ import pwd
 import re
 import secrets
 import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -42,6 +46,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from inventory_bronze.source import server_access
 from inventory_bronze.source.errors import ConnectionFailed, ServerError, ServerNotRunning
 
 DATABASE = "DE"
@@ -281,14 +286,34 @@ def _os_user() -> _OsUser:
     return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid, "/")
 
 
-def _open_path_for(user: _OsUser, path: Path) -> None:
-    """Let `user` traverse every parent of `path` (o+x), as PostgreSQL needs to reach its data folder."""
+_BIN_DIRS: dict[tuple[int, Path], Path] = {}
+
+
+def server_bin_dir(user: _OsUser) -> Path:
+    """The PostgreSQL programs as `user` can run them: the installed ones, or (when it cannot reach
+    them, e.g. a virtualenv inside a private folder) a copy it can (server_access.reachable_binaries)."""
+    bin_dir = pg_bin_dir()
     if user.is_self:
-        return
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+        return bin_dir
+    if (user.uid, bin_dir) not in _BIN_DIRS:
+        usable = server_access.others_can_reach(bin_dir.parent / "share" / "postgres.bki")
+        if usable:
+            try:
+                _run_as(user, [str(bin_dir / "postgres"), "-V"], timeout=30)
+            except (OSError, ServerError):
+                usable = False
+        if usable:
+            _BIN_DIRS[(user.uid, bin_dir)] = bin_dir
+        else:
+            try:
+                _BIN_DIRS[(user.uid, bin_dir)] = server_access.reachable_binaries(bin_dir)
+            except OSError as err:
+                raise ServerError(
+                    f"The server's OS user '{user.name}' cannot run the PostgreSQL binaries in {bin_dir} and "
+                    f"copying them under {server_access.SHARED_ROOT} failed ({err}): make that folder and its "
+                    f"parents traversable by others (chmod o+x), or point {ENV_PG_BIN} at a copy it can run."
+                ) from err
+    return _BIN_DIRS[(user.uid, bin_dir)]
 
 
 def _chown_tree(path: Path, user: _OsUser) -> None:
@@ -336,14 +361,21 @@ def _run_as(user: _OsUser, args: list[str], *, timeout: float = _START_TIMEOUT_S
 @dataclass
 class _Paths:
     data_dir: Path
+    # pgdata/, run/ and postgres.log: in data_dir, or where the server's OS user can reach them
+    cluster: Path
+
+    @classmethod
+    def of(cls, data_dir: Path | str | None) -> _Paths:
+        folder = Path(data_dir).resolve() if data_dir else default_data_dir().resolve()
+        return cls(folder, server_access.cluster_dir(folder))
 
     @property
     def pgdata(self) -> Path:
-        return self.data_dir / "pgdata"
+        return self.cluster / "pgdata"
 
     @property
     def log(self) -> Path:
-        return self.data_dir / "postgres.log"
+        return self.cluster / "postgres.log"
 
     @property
     def state(self) -> Path:
@@ -355,7 +387,7 @@ class _Paths:
 
     @property
     def socket_dir(self) -> Path:
-        local = self.data_dir / "run"
+        local = self.cluster / "run"
         # A Unix socket path must stay under ~107 bytes: fall back to a short folder under /tmp.
         if len(str(local / ".s.PGSQL.65535")) < 100:
             return local
@@ -456,7 +488,15 @@ def _info(paths: _Paths, state: dict[str, object]) -> ServerInfo:
 
 
 def _initdb(paths: _Paths, user: _OsUser) -> None:
-    bin_dir = pg_bin_dir()
+    bin_dir = server_bin_dir(user)
+    if paths.cluster != paths.data_dir:
+        try:
+            server_access.make_reachable_folder(paths.cluster)
+        except OSError as err:
+            raise ServerError(
+                f"The server's OS user '{user.name}' cannot reach {paths.data_dir} and creating "
+                f"{paths.cluster} for its cluster failed ({err}): choose a --data-dir others can traverse."
+            ) from err
     paths.pgdata.mkdir(parents=True, exist_ok=True)
     paths.pgdata.chmod(0o700)
     _chown_tree(paths.pgdata, user)
@@ -511,7 +551,7 @@ def _start_postmaster(paths: _Paths, user: _OsUser, port: int) -> None:
         _run_as(
             user,
             [
-                str(pg_bin_dir() / "pg_ctl"),
+                str(server_bin_dir(user) / "pg_ctl"),
                 "-D",
                 str(paths.pgdata),
                 "-l",
@@ -604,17 +644,18 @@ def _wait_ready(info: ServerInfo) -> None:
 
 def holds_server(data_dir: Path | str) -> bool:
     """Whether `data_dir` holds a local server's cluster (initialised by `db start`)."""
-    return (_Paths(Path(data_dir).resolve()).pgdata / "PG_VERSION").is_file()
+    return (_Paths.of(data_dir).pgdata / "PG_VERSION").is_file()
 
 
 def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
     """Start the local server if it is not running (initialising it on first use) and return how to reach
     it. Idempotent: when it runs already, returns its info. Also writes the local secrets file."""
-    paths = _Paths(Path(data_dir).resolve() if data_dir else default_data_dir().resolve())
-    existing_secrets(secrets_file(paths.data_dir))  # a malformed secrets file stops us before anything runs
+    folder = Path(data_dir).resolve() if data_dir else default_data_dir().resolve()
+    existing_secrets(secrets_file(folder))  # a malformed secrets file stops us before anything runs
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = _Paths.of(folder)  # where the cluster goes depends on who can reach the folder just made
     with _locked(paths):
         user = _os_user()
-        _open_path_for(user, paths.data_dir)
         state = _read_state(paths)
         if not state.get("password"):
             state = {"user": LOGIN_ROLE, "password": secrets.token_urlsafe(24), "port": None}
@@ -645,7 +686,7 @@ def ensure_server(data_dir: Path | str | None = None) -> ServerInfo:
 
 
 def server_status(data_dir: Path | str | None = None) -> ServerStatus:
-    paths = _Paths(Path(data_dir).resolve() if data_dir else default_data_dir().resolve())
+    paths = _Paths.of(data_dir)
     pid = _postmaster_pid(paths)
     state = _read_state(paths)
     if pid is None or not state.get("port"):
@@ -666,12 +707,13 @@ def server_info(data_dir: Path | str | None = None) -> ServerInfo:
 
 def stop_server(data_dir: Path | str | None = None) -> bool:
     """Stop the server (fast shutdown). Returns False when it was not running."""
-    paths = _Paths(Path(data_dir).resolve() if data_dir else default_data_dir().resolve())
+    paths = _Paths.of(data_dir)
     with _locked(paths):
         pid = _postmaster_pid(paths)
         if pid is None:
             return False
         _run_as(
-            _os_user(), [str(pg_bin_dir() / "pg_ctl"), "-D", str(paths.pgdata), "-m", "fast", "-w", "stop"]
+            user := _os_user(),
+            [str(server_bin_dir(user) / "pg_ctl"), "-D", str(paths.pgdata), "-m", "fast", "-w", "stop"],
         )
         return True
