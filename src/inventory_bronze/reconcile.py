@@ -8,6 +8,8 @@ sum of the keys) of source and bronze+quarantine make the comparison cheap to re
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from psycopg import sql
 
 from inventory_bronze import bronze
 from inventory_bronze.config import target_name
+from inventory_bronze.errors import ConfigError
 from inventory_bronze.source.schema import table as declared
 
 
@@ -40,9 +43,8 @@ class Reconciliation:
         return "MATCH" if self.ok else "MISMATCH"
 
 
-def _delta(spark: Any, path: Path) -> Any:
-    df = spark.read.format("delta").load(str(path))
-    return df.where("__END_AT IS NULL") if "__END_AT" in df.columns else df
+#: dataset name -> its DataFrame, or None when there is no such table
+TableReader = Callable[[str], Any]
 
 
 def table_paths(storage: Path) -> dict[str, Path]:
@@ -50,36 +52,109 @@ def table_paths(storage: Path) -> dict[str, Path]:
     return {p.name: p for p in Path(storage).glob("*/tables/*") if (p / "_delta_log").is_dir()}
 
 
-def reconcile(spark: Any, storage: Path, conn: Any, tables: list[str] | None = None) -> list[Reconciliation]:
+def local_tables(spark: Any, storage: Path) -> TableReader:
+    """The datasets of the local runs under `storage`."""
     paths = table_paths(storage)
+    return lambda name: spark.read.format("delta").load(str(paths[name])) if name in paths else None
+
+
+def catalog_tables(spark: Any, catalog: str, schema: str) -> TableReader:
+    """The datasets as the pipelines publish them on Databricks: `catalog`.`schema`.<name>."""
+
+    def read(name: str) -> Any:
+        if not spark.catalog.tableExists(f"{catalog}.{schema}.{name}"):
+            return None
+        return spark.read.table(f"`{catalog}`.`{schema}`.`{name}`")
+
+    return read
+
+
+def _current(df: Any) -> Any:
+    return df.where("__END_AT IS NULL") if "__END_AT" in df.columns else df
+
+
+@dataclass(frozen=True)
+class _Keys:
+    source: list[Any]
+    bronze: list[Any]
+    quarantined: set[Any]
+
+    @property
+    def missing(self) -> set[Any]:
+        return set(self.source) - set(self.bronze) - self.quarantined
+
+    @property
+    def extra(self) -> set[Any]:
+        return set(self.bronze) - set(self.source)
+
+    @property
+    def duplicated(self) -> dict[Any, int]:
+        """Keys in bronze more than once -> how many rows too many."""
+        return {k: n - 1 for k, n in Counter(self.bronze).items() if n > 1}
+
+
+def _keys(read: TableReader, conn: Any, table: str, schema: str | None) -> _Keys:
+    key = declared(table).primary_key[0]
+    source_table = sql.Identifier(schema, table) if schema else declared(table).ident()
+    query = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(key), source_table)
+    source = [r[0] for r in conn.execute(query).fetchall()]
+    target = read(target_name(table))
+    if target is None:
+        raise ConfigError(f"No bronze table {target_name(table)} to reconcile: run its pipeline first.")
+    bz = [r[0] for r in _current(target).select(key).collect()]
+    quarantine = read(f"bz_{table}_quarantine")
+    quarantined = {r[0] for r in quarantine.select(key).collect()} if quarantine is not None else set()
+    return _Keys(source, bz, quarantined)
+
+
+def reconcile_tables(
+    spark: Any,
+    read: TableReader,
+    conn: Any,
+    tables: list[str] | None = None,
+    settle: Callable[[], None] | None = None,
+    source_schema: str | None = None,
+) -> list[Reconciliation]:
+    """Source keys (tables of `source_schema`, default the declared one) against bronze's and quarantine's,
+    per table. With `settle` (e.g. a wait longer than the continuous pipeline's lag), the tables that
+    differ are compared again after it and only differences found both times count: changes in flight
+    when the first comparison ran are not reported as lost."""
+    names = tables or bronze.configuration(spark).table_names
+    first = {table: _keys(read, conn, table, source_schema) for table in names}
+    differing = [t for t, k in first.items() if k.missing or k.extra or k.duplicated]
+    again = {}
+    if settle is not None and differing:
+        settle()
+        again = {table: _keys(read, conn, table, source_schema) for table in differing}
     out = []
-    for table in tables or bronze.configuration(spark).table_names:
-        key = declared(table).primary_key[0]
-        query = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(key), declared(table).ident())
-        source = [r[0] for r in conn.execute(query).fetchall()]
-        bz = [r[0] for r in _delta(spark, paths[target_name(table)]).select(key).collect()]
-        quarantine_path = paths.get(f"bz_{table}_quarantine")
-        quarantined = (
-            {r[0] for r in spark.read.format("delta").load(str(quarantine_path)).select(key).collect()}
-            if quarantine_path
-            else set()
-        )
-        source_set, bz_set = set(source), set(bz)
-        held_back = (source_set - bz_set) & quarantined
+    for table in names:
+        keys = again.get(table, first[table])
+        missing, extra, duplicated = keys.missing, keys.extra, keys.duplicated
+        if table in again:  # only what differed before and after the settling
+            missing &= first[table].missing
+            extra &= first[table].extra
+            duplicated = {k: n for k, n in duplicated.items() if k in first[table].duplicated}
+        source_set, bz_set = set(keys.source), set(keys.bronze)
+        held_back = (source_set - bz_set) & keys.quarantined
         out.append(
             Reconciliation(
                 table=table,
-                source_rows=len(source),
-                bronze_rows=len(bz),
+                source_rows=len(keys.source),
+                bronze_rows=len(keys.bronze),
                 quarantined_only=len(held_back),
-                missing=len(source_set - bz_set - quarantined),
-                extra=len(bz_set - source_set),
-                duplicates=len(bz) - len(bz_set),
+                missing=len(missing),
+                extra=len(extra),
+                duplicates=sum(duplicated.values()),
                 source_checksum=sum(source_set),
                 bronze_checksum=sum(bz_set) + sum(held_back),
             )
         )
     return out
+
+
+def reconcile(spark: Any, storage: Path, conn: Any, tables: list[str] | None = None) -> list[Reconciliation]:
+    """`reconcile_tables` over the local runs under `storage` (what `run` and `demo` do after updating)."""
+    return reconcile_tables(spark, local_tables(spark, storage), conn, tables)
 
 
 def format_table(rows: list[Reconciliation]) -> str:
@@ -266,7 +341,7 @@ def _compare_table(
     decl = declared(table)
     key = decl.primary_key[0]
     source_columns, source = _source_rows(conn, table)
-    bz_df = _delta(spark, paths[target_name(table)])
+    bz_df = _current(spark.read.format("delta").load(str(paths[target_name(table)])))
     columns = [c for c in source_columns if c in bz_df.columns]
     picked = [source_columns.index(c) for c in columns]
     kinds = {c.name: c.type for c in decl.columns}

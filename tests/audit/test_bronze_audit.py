@@ -218,3 +218,76 @@ def test_dashboard_and_report_on_the_bronze_audit(
     check_report(out, dom, shot)
     for target in default_targets():
         assert target in dom
+
+
+def test_the_job_task_reconciles_the_published_tables_as_run_does(
+    spark: Any, audited: dict[str, Any], pg_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hourly job's `reconcile` task on Databricks: bronze, quarantine and event log tables addressed
+    as catalog.schema.name (here Spark's catalog, tables registered over this run's folders), the source
+    read through the secrets chain. Same figures as the local reconciliation, recorded in
+    catalog.schema.bz_reconciliation with each pipeline's update; a source row bronze lacks is a MISMATCH
+    (exit 1), unless it is gone when the settle wait is over (a change in flight)."""
+    from psycopg import sql
+
+    from inventory_bronze.audit.store import event_log_paths
+    from inventory_bronze.cli import main
+    from inventory_bronze.reconcile import catalog_tables, reconcile_tables
+    from inventory_bronze.source.schema import table as declared
+
+    storage, schema = audited["storage"], "reconcile_catalog_test"
+    spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.{schema} CASCADE")
+    spark.sql(f"CREATE SCHEMA spark_catalog.{schema} LOCATION '{tmp_path / 'catalog'}'")
+    published = {**table_paths(storage)}
+    published.update({f"event_log_{key}": path for key, path in event_log_paths(storage).items()})
+    for name, path in published.items():
+        spark.sql(f"CREATE TABLE spark_catalog.{schema}.{name} USING DELTA LOCATION '{path}'")
+    logs = [a for key in event_log_paths(storage) for a in ("--event-log", f"event_log_{key}")]
+    args = ["reconcile", "--catalog", "spark_catalog", "--schema", schema, *logs]
+    recorded = f"spark_catalog.{schema}.bz_reconciliation"
+    try:
+        assert main(args) == 0
+        [run] = audited["runs"]
+        figures = (
+            "status",
+            "source_rows",
+            "bronze_rows",
+            "quarantined_only",
+            "missing",
+            "extra",
+            "duplicates",
+        )
+        local = {target_name(r.table): tuple(getattr(r, f) for f in figures) for r in run["reconciliation"]}
+        rows = spark.read.table(recorded).collect()
+        assert {r.target_table: tuple(r[f] for f in figures) for r in rows} == local
+        assert {r.update_id for r in rows} == {r.update_id for r in run["results"].values()}
+
+        decl = declared("warehouses")
+        pk, columns = decl.primary_key[0], [c.name for c in decl.columns]
+        new_key = 900_000_123
+        copy = sql.SQL(
+            "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {sel} FROM {t} ORDER BY {k} LIMIT 1"
+        ).format(
+            t=decl.ident(),
+            cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sel=sql.SQL(", ").join(sql.Literal(new_key) if c == pk else sql.Identifier(c) for c in columns),
+            k=sql.Identifier(pk),
+        )
+        remove = sql.SQL("DELETE FROM {} WHERE {} = %s").format(decl.ident(), sql.Identifier(pk))
+        with pg_server.connect(autocommit=True) as conn:
+            conn.execute(copy)
+            try:
+                capsys.readouterr()
+                assert main(args) == 1
+                assert "MISMATCH in warehouses" in capsys.readouterr().err
+                latest = spark.read.table(recorded).where("target_table = 'bz_warehouses'")
+                assert latest.orderBy(latest.reconciled_at.desc()).first().missing == 1
+                read = catalog_tables(spark, "spark_catalog", schema)
+                settled = reconcile_tables(
+                    spark, read, conn, ["warehouses"], settle=lambda: conn.execute(remove, [new_key])
+                )
+                assert [(r.missing, r.status) for r in settled] == [(0, "MATCH")]
+            finally:
+                conn.execute(remove, [new_key])
+    finally:
+        spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.{schema} CASCADE")

@@ -208,19 +208,22 @@ def test_bronze_tables_are_the_source_schema_tables() -> None:
 # --- the jobs --------------------------------------------------------------------------------------------
 
 
-def test_hourly_job_updates_then_audits_then_maintains() -> None:
+def test_hourly_job_updates_then_reconciles_audits_and_maintains() -> None:
     bundle = load_bundle(ROOT, "prod", user=USER)
     job = bundle.resources["jobs"][HOURLY_JOB]
     assert job["schedule"] == {"quartz_cron_expression": "0 0 * * * ?", "timezone_id": "Asia/Kolkata"}
     tasks = {t["task_key"]: t for t in job["tasks"]}
-    assert list(tasks) == ["batch_update", "audit", "maintain"]
+    assert list(tasks) == ["batch_update", "reconcile", "audit", "maintain"]
     assert (
         tasks["batch_update"]["pipeline_task"]["pipeline_id"]
         == "${resources.pipelines.inventory_bronze_batch.id}"
     )
-    assert [d["task_key"] for d in tasks["audit"]["depends_on"]] == ["batch_update"]
+    assert [d["task_key"] for d in tasks["reconcile"]["depends_on"]] == ["batch_update"]
+    assert "run_if" not in tasks["reconcile"]  # a failed update's tables are not compared
+    assert [d["task_key"] for d in tasks["audit"]["depends_on"]] == ["batch_update", "reconcile"]
+    assert tasks["audit"]["run_if"] == "ALL_DONE"  # the audit tells failed updates and mismatches too
     assert [d["task_key"] for d in tasks["maintain"]["depends_on"]] == ["batch_update", "audit"]
-    for key in ("audit", "maintain"):
+    for key in ("reconcile", "audit", "maintain"):
         wheel = tasks[key]["python_wheel_task"]
         assert (wheel["package_name"], wheel["entry_point"]) == ("inventory_bronze", "inventory-bronze")
         params = wheel["parameters"]
@@ -232,15 +235,30 @@ def test_hourly_job_updates_then_audits_then_maintains() -> None:
         assert task["retry_on_timeout"] is True
 
 
-def test_audit_reads_the_event_logs_the_pipelines_publish() -> None:
+def test_audit_and_reconciliation_read_the_event_logs_the_pipelines_publish() -> None:
     bundle = load_bundle(ROOT, user=USER)
     event_logs = {spec.event_log_name for spec in bundle.pipelines.values()}
     for job in bundle.resources["jobs"].values():
         for task in job["tasks"]:
             params = task.get("python_wheel_task", {}).get("parameters", [])
-            if params[:1] == ["audit"]:
+            if params[:1] in (["audit"], ["reconcile"]):
                 named = {params[i + 1] for i, p in enumerate(params) if p == "--event-log"}
                 assert named and named <= event_logs
+                if params[0] == "reconcile":  # every pipeline's tables are compared
+                    assert named == event_logs
+
+
+def test_reconciliation_reads_the_source_the_pipelines_read() -> None:
+    """The same secret scope, secret names and source schema as the pipelines' configuration."""
+    bundle = load_bundle(ROOT, "prod", user=USER)
+    [task] = [t for t in bundle.resources["jobs"][HOURLY_JOB]["tasks"] if t["task_key"] == "reconcile"]
+    params = task["python_wheel_task"]["parameters"]
+    for spec in bundle.pipelines.values():
+        conf = spec.configuration
+        assert params[params.index("--secret-scope") + 1] == conf["inventory.secret_scope"]
+        names = params[params.index("--secret-names") + 1 : params.index("--secret-names") + 4]
+        assert names == [conf[f"inventory.secret.{n}"] for n in ("connection_string", "user", "password")]
+        assert params[params.index("--source-schema") + 1] == conf["inventory.source.schema"]
 
 
 def test_audit_tasks_read_the_configuration_the_pipelines_deploy() -> None:

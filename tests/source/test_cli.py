@@ -75,12 +75,24 @@ def test_bad_option_values_are_refused_in_one_line_before_anything_runs(capsys, 
         (["dlt", "run", str(tmp_path), "--storage", str(tmp_path), "--workers", "0"], ["--workers", ">= 1"]),
         (["dlt", "run", str(tmp_path), "--storage", str(a_file)], ["--storage", "is a file"]),
         (["run", "--storage", str(a_file)], ["--storage", "is a file"]),
+        (["reconcile", "--settle-seconds", "-1"], ["--settle-seconds", "must be >= 0"]),
+        (["reconcile", "--secret-names", "KConnectionString"], ["--secret-names", "expected 3 arguments"]),
     ):
         with pytest.raises(SystemExit) as done:
             main(argv)
         assert done.value.code == 2, argv
         err = capsys.readouterr().err
         assert all(w in err for w in words) and "Traceback" not in err, (argv, err)
+
+
+def test_reconcile_refuses_an_incomplete_catalog_or_a_missing_storage_in_one_line(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for argv, words in (
+        (["reconcile", "--catalog", "workspace"], ["--catalog, --schema and --event-log go together"]),
+        (["reconcile", "--storage", str(tmp_path / "none")], [str(tmp_path / "none"), "run"]),
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert all(w in err for w in words) and "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
 def test_demo_replaces_only_a_storage_folder_it_created(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

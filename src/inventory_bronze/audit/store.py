@@ -24,6 +24,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from inventory_bronze.audit import derive
 from inventory_bronze.errors import ConfigError
@@ -206,45 +207,52 @@ def local_bronze_tables(
     return {t: spark.read.format("delta").load(str(paths[t])) for t in targets if t in paths}
 
 
-def record_reconciliation(spark: SparkSession, storage: Path, rows: Sequence[Any]) -> int:
-    """Append `reconcile.reconcile`'s result to `<storage>/audit/bz_reconciliation`, each table tagged with
-    the latest finished update of the pipeline holding it."""
-    from inventory_bronze.config import target_name
-    from inventory_bronze.reconcile import table_paths
+RECONCILIATION_SCHEMA = (
+    "update_id string, target_table string, source_table string, pipeline_name string, "
+    "reconciled_at timestamp, status string, source_rows bigint, bronze_rows bigint, "
+    "quarantined_only bigint, missing bigint, extra bigint, duplicates bigint, "
+    "source_checksum decimal(38,0), bronze_checksum decimal(38,0)"
+)
 
-    paths = table_paths(storage)
-    targets = default_targets(spark)
-    latest: dict[str, tuple[str, str]] = {}
-    for key, events in event_log_paths(storage).items():
-        last = (
-            derive.updates(spark.read.format("delta").load(str(events)))
-            .orderBy(F.col("ended").desc())
-            .select("update_id", "pipeline_name")
-            .first()
-        )
-        if last is not None:
-            latest[key] = (last.update_id, last.pipeline_name)
+
+def record_reconciliation(
+    spark: SparkSession,
+    location: Location,
+    events: DataFrame | None,
+    rows: Sequence[Any],
+    targets: Mapping[str, str] | None = None,
+) -> int:
+    """Append `reconcile.reconcile_tables`'s result to `bz_reconciliation` at `location`, each table tagged
+    with the latest update (a running continuous one included) of the pipeline defining it in `events`."""
+    from inventory_bronze.config import target_name
+
+    targets = dict(targets or default_targets(spark))
+    if events is None:
+        return 0
+    latest = Window.partitionBy("pipeline_id").orderBy(F.col("started").desc())
+    tagged = {
+        r.target_table: (r.update_id, r.pipeline_name)
+        for r in derive.updates(events, running=True)
+        .withColumn("_rn", F.row_number().over(latest))
+        .where("_rn = 1")
+        .join(derive.pipeline_tables(events, targets), "pipeline_id")
+        .select("target_table", "update_id", "pipeline_name")
+        .collect()
+    }
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     records = []
     for r in rows:
         target = target_name(r.table)
-        key = paths[target].parent.parent.name if target in paths else None
-        if key not in latest:
+        if target not in tagged:
             continue
-        update_id, pipeline_name = latest[key]
+        update_id, pipeline_name = tagged[target]
         records.append(
             (update_id, target, targets.get(target, r.table), pipeline_name, now, r.status, r.source_rows, r.bronze_rows,
              r.quarantined_only, r.missing, r.extra, r.duplicates, Decimal(r.source_checksum),
              Decimal(r.bronze_checksum))
         )  # fmt: skip
     if records:
-        schema = (
-            "update_id string, target_table string, source_table string, pipeline_name string, "
-            "reconciled_at timestamp, status string, source_rows bigint, bronze_rows bigint, "
-            "quarantined_only bigint, missing bigint, extra bigint, duplicates bigint, "
-            "source_checksum decimal(38,0), bronze_checksum decimal(38,0)"
-        )
-        Location.local(storage).append(spark.createDataFrame(records, schema), RECONCILIATION)
+        location.append(spark.createDataFrame(records, RECONCILIATION_SCHEMA), RECONCILIATION)
     return len(records)
 
 
@@ -259,7 +267,7 @@ def audit_local(
     targets = dict(targets or default_targets(spark))
     location = Location.local(storage)
     if reconciliation:
-        record_reconciliation(spark, storage, reconciliation)
+        record_reconciliation(spark, location, local_events(spark, storage), reconciliation, targets)
     marker = Path(storage) / LOCAL_FOLDER / DERIVED_FROM
     if _derived_from(marker) == {"inputs": _inputs(storage, targets), "running": False}:
         return AuditResult([], 0, 0, location)  # nothing moved since the last derivation, nothing running
@@ -314,6 +322,14 @@ def audit_catalog(
     deployed conf/tables.yml: a wheel has no repository around it)."""
     targets = dict(targets or default_targets(spark, config_path))
     location = Location(catalog=catalog, schema=schema)
+    events = catalog_events(spark, location, event_logs)
+    bronze = {t: spark.read.table(location.ref(t)) for t in targets if location.exists(spark, t)}
+    return derive_into(spark, events, location, targets, bronze)
+
+
+def catalog_events(spark: SparkSession, location: Location, event_logs: Sequence[str]) -> DataFrame:
+    """The published event log tables `event_logs` of `location`, as one DataFrame."""
+    catalog, schema = location.catalog, location.schema
     for name in event_logs:
         if not _IDENT.match(name):
             raise ConfigError(f"--event-log {name!r} is not a plain identifier.")
@@ -324,5 +340,6 @@ def audit_catalog(
                 "resource, resources/*.pipeline.yml) and run an update, or pass the name it is published under."
             )
     events = _union([spark.read.table(location.ref(name)) for name in event_logs])
-    bronze = {t: spark.read.table(location.ref(t)) for t in targets if location.exists(spark, t)}
-    return derive_into(spark, events, location, targets, bronze)
+    if events is None:
+        raise ConfigError("No event log given: pass --event-log NAME for each pipeline.")
+    return events

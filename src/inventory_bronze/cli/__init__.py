@@ -21,6 +21,7 @@ COMMANDS = (
     "capture",
     "secrets",
     "pii",
+    "reconcile",
     "audit",
     "report",
     "status",
