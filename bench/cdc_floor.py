@@ -151,7 +151,7 @@ def _start(
     )
     second = (
         spark.readStream.format("delta")
-        .option("startingVersion", "1")
+        .option("startingVersion", "latest")  # the changes appended from now on
         .load(archive)
         .writeStream.foreachBatch(merge_only)
         .option("checkpointLocation", str(checkpoints / f"{table}-merge"))
@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         end = measured_from + args.seconds
         while time.time() < end:
             time.sleep(1)
+            failed = [q.exception() for q in queries if q.exception() is not None]
+            if failed:
+                print(f"a query failed: {str(failed[0]).splitlines()[0]}", file=sys.stderr)
+                return 1
             if cpu_at is None and time.time() >= measured_from:
                 cpu_at = (time.time(), _cpu_seconds())
             if time.time() >= next_line:

@@ -379,7 +379,11 @@ def pii_properties(table: str, spark: SparkSession | None = None) -> dict[str, s
     on each of its datasets that holds PII: the bronze table, its quarantine and its change archive."""
     if not table_config(table, spark).pii:
         return {}
-    return {pii_tables.PROPERTY: pii.load_keys().fingerprint}
+    keys = pii.load_keys()
+    published = spark.conf.get(pii_tables.PUBLISHED_CONF_KEY, None) if spark is not None else None
+    if published:  # on Databricks: refuse to define the datasets under another key (see check_published)
+        pii_tables.check_published(spark, published, table, configuration(spark), keys)
+    return {pii_tables.PROPERTY: keys.fingerprint}
 
 
 def scd_type(table: str, spark: SparkSession | None = None) -> int:

@@ -6,7 +6,9 @@ key that encrypted it (`PiiKeys.fingerprint`, never the key). The pipelines decl
 when they are created); before a local update, `check_storage` compares what the existing tables recorded
 with the current key and refuses the update, naming the tables and both fingerprints, when they differ:
 rows under two keys in one table would no longer decrypt or join. A full refresh rewrites the tables it
-resets, so it records the current key on them instead of checking.
+resets, so it records the current key on them instead of checking. On Databricks the pipeline code itself
+checks the published tables while it defines them (`check_published`): the continuous pipeline has no job
+in front of it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from inventory_bronze.pii import PiiKeys
 
 PROPERTY = "inventory.pii.key_fingerprint"
+#: pipeline setting: the `catalog.schema` the pipeline publishes to (set by the bundle, see check_published)
+PUBLISHED_CONF_KEY = "inventory.published_schema"
 
 
 def protected_datasets(config: BronzeConfig) -> dict[str, str]:
@@ -90,16 +94,50 @@ def check_storage(
     ]
     others = {name: fp for name, _, fp in present if fp not in (None, keys.fingerprint)}
     if others and not full_refresh:
-        listed = ", ".join(f"{name} ({fp})" for name, fp in sorted(others.items()))
-        raise PiiProtectionError(
-            f"The PII key (secret '{keys.secret_name}', fingerprint {keys.fingerprint}) is not the key these "
-            f"tables were written with: {listed}. Nothing was written. Set the key that wrote them "
-            f"(`inventory-bronze pii fingerprint` prints the current key's), or move them to the new key with "
-            f"`inventory-bronze pii rotate --from-secret <the old key's secret>` (docs/pii.md, rotation)."
-        )
+        raise _other_key(keys, others)
     recorded = []
     for name, path, fp in present:
         if fp != keys.fingerprint:
             set_properties(spark, path, {PROPERTY: keys.fingerprint})
             recorded.append(name)
     return recorded
+
+
+def _other_key(keys: PiiKeys, others: dict[str, str]) -> PiiProtectionError:
+    listed = ", ".join(f"{name} ({fp})" for name, fp in sorted(others.items()))
+    return PiiProtectionError(
+        f"The PII key (secret '{keys.secret_name}', fingerprint {keys.fingerprint}) is not the key these "
+        f"tables were written with: {listed}. Nothing was written. Set the key that wrote them "
+        f"(`inventory-bronze pii fingerprint` prints the current key's), or move them to the new key with "
+        f"`inventory-bronze pii rotate --from-secret <the old key's secret>` (docs/pii.md, rotation)."
+    )
+
+
+_CHECKED: set[tuple[str, str, str]] = set()
+
+
+def check_published(
+    spark: SparkSession, schema: str, table: str, config: BronzeConfig, keys: PiiKeys
+) -> None:
+    """The check of `check_storage` where no job runs before an update (the continuous pipeline on
+    Databricks): the pipeline code calls it while it defines `table`'s datasets, so an update under another
+    key fails before any flow runs. `schema` is the `catalog.schema` the pipeline publishes to; the datasets
+    of `table` found there must have recorded the current key (or none). A catalog this session does not
+    know (a local run of the bundle's settings) is not checked here: `check_storage` checks local runs."""
+    if (schema, table, keys.fingerprint) in _CHECKED:
+        return
+    catalog = schema.split(".", 1)[0]
+    if catalog not in {c.name for c in spark.catalog.listCatalogs()}:
+        _CHECKED.add((schema, table, keys.fingerprint))
+        return
+    others = {}
+    for name in (n for n, t in protected_datasets(config).items() if t == table):
+        qualified = f"{schema}.{name}"
+        if not spark.catalog.tableExists(qualified):
+            continue
+        properties = {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {qualified}").collect()}
+        if properties.get(PROPERTY) not in (None, keys.fingerprint):
+            others[name] = properties[PROPERTY]
+    if others:
+        raise _other_key(keys, others)
+    _CHECKED.add((schema, table, keys.fingerprint))

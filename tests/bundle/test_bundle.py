@@ -48,6 +48,7 @@ CONFIG_KEYS = {
     "inventory.secret.pii_key",
     "inventory.source.schema",
     "inventory.source.database",
+    "inventory.published_schema",
 }
 
 
@@ -166,6 +167,7 @@ def test_pipeline_configuration_is_what_the_pipeline_code_reads(target: str) -> 
         assert spec.configuration["inventory.source.database"] == "DE"
         assert spec.configuration["inventory.source.schema"] == "tests"
         assert spec.configuration["inventory.secret_scope"] == "inventory-kv"
+        assert spec.configuration["inventory.published_schema"] == f"{spec.catalog}.{spec.schema}"
     # both pipelines read the same source and secrets
     assert bundle.pipelines[BATCH].configuration == bundle.pipelines[CDC].configuration
 

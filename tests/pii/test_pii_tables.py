@@ -111,3 +111,49 @@ def test_recorded_fingerprint_without_checksum_files(spark: Any, tmp_path: Path)
         crc.unlink()
     assert pii_tables.recorded_fingerprint(path, spark) == "00ff00ff00ff00ff"
     assert pii_tables.recorded_fingerprint(tmp_path / "missing") is None
+
+
+def test_on_databricks_the_pipeline_refuses_to_define_tables_written_under_another_key(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No job runs before the continuous pipeline: its code checks, while it defines a table's datasets,
+    that the tables published in its catalog.schema (here Spark's catalog) recorded the current key. Under
+    another key the definition fails naming the tables and both fingerprints (the update fails before any
+    flow runs); under the same key, or for a catalog the session does not know (a local run), it passes."""
+    from inventory_bronze.secrets import env_var_for
+
+    schema = "pii_published_test"
+    spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.{schema} CASCADE")
+    spark.sql(f"CREATE SCHEMA spark_catalog.{schema} LOCATION '{tmp_path / 'published'}'")
+    written = _keys(KEY).fingerprint
+    for name in ("bz_customers", "bz_customers_quarantine"):
+        spark.sql(
+            f"CREATE TABLE spark_catalog.{schema}.{name} (id INT) USING DELTA "
+            f"TBLPROPERTIES ('{pii_tables.PROPERTY}' = '{written}')"
+        )
+    monkeypatch.delenv(pii.ENV_KEY_SECRET, raising=False)
+    try:
+        spark.conf.set(pii_tables.PUBLISHED_CONF_KEY, f"spark_catalog.{schema}")
+        monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), OTHER_KEY)
+        pii.reset_keys()
+        with pytest.raises(PiiProtectionError) as refused:
+            bronze.pii_properties("customers", spark)
+        message = str(refused.value)
+        assert "bz_customers (" in message and "bz_customers_quarantine (" in message
+        assert written in message and _keys(OTHER_KEY).fingerprint in message
+        assert bronze.pii_properties("suppliers", spark)  # its tables are not published: nothing to refuse
+
+        monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), KEY)
+        pii.reset_keys()
+        assert bronze.pii_properties("customers", spark) == {pii_tables.PROPERTY: written}
+
+        spark.conf.set(pii_tables.PUBLISHED_CONF_KEY, "workspace.inventory_bronze")  # no such catalog here
+        monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), OTHER_KEY)
+        pii.reset_keys()
+        assert bronze.pii_properties("customers", spark) == {
+            pii_tables.PROPERTY: _keys(OTHER_KEY).fingerprint
+        }
+    finally:
+        spark.conf.unset(pii_tables.PUBLISHED_CONF_KEY)
+        spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.{schema} CASCADE")
+        pii.reset_keys()
