@@ -145,7 +145,7 @@ class Update:
         if name in selection and not ds.reset_allowed:
             self.events.emit(
                 "user_action",
-                {"user_action": {"action": "FULL_REFRESH_SKIPPED", "dataset": name}},
+                {"action": "FULL_REFRESH_SKIPPED", "dataset": name},
                 f"Full refresh skipped for '{name}': pipelines.reset.allowed is false.",
                 dataset=name,
                 level="WARN",
@@ -364,6 +364,7 @@ class Update:
             stop_event=self.stop_event,
             metrics=outcome.metrics,
             on_progress=lambda m: self._flow_progress(flow, m),
+            on_columns_added=lambda columns: self._columns_added(flow, ds, columns),
             conf=self.conf,
         )
         if flow.kind == "cdc":
@@ -539,6 +540,17 @@ class Update:
             flow=flow.name,
             dataset=flow.target,
             error=error,
+        )
+
+    def _columns_added(self, flow: Flow, ds: Dataset, columns: list[str]) -> None:
+        """A WARN event: the target's schema followed its source (what an audit of schema changes reads)."""
+        self.events.emit(
+            "schema_change",
+            {"dataset": ds.name, "flow": flow.name, "added_columns": columns},
+            f"Columns added to '{ds.name}' because its source added them: {', '.join(columns)}.",
+            flow=flow.name,
+            dataset=ds.name,
+            level="WARN",
         )
 
     def _flow_progress(self, flow: Flow, metrics: FlowMetrics) -> None:

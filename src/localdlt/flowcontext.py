@@ -43,6 +43,8 @@ class FlowContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     metrics: FlowMetrics = field(default_factory=FlowMetrics)
     on_progress: Callable[[FlowMetrics], None] = lambda m: None
+    # the flow added columns to its target (`name type` each) because its source added them
+    on_columns_added: Callable[[list[str]], None] = lambda columns: None
     conf: dict[str, str] = field(default_factory=dict)
     # set when the flow had nothing to do (no new input): why, for the event log
     no_op_reason: str | None = None

@@ -47,7 +47,12 @@ def bronze_source(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     with open_connection(source_connection()) as conn:
         for qualified in bronze.capture_tables():
             drop_capture(conn, CaptureNames.for_table(qualified))
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE tests.inventory DROP COLUMN IF EXISTS "{ADDED_COLUMN}"')
     pii.reset_keys()
+
+
+ADDED_COLUMN = "Shelf"  # the column the end-to-end test adds to a captured table while changes flow
 
 
 def _run(storage: Path) -> dict[str, Any]:
@@ -166,9 +171,32 @@ def test_bronze_pipelines_end_to_end(
         # changes (inserts, updates, deletes) reach bronze on the next update, deletes included
         from inventory_bronze.source.workload import run_changes
 
+        # ... and so does a column the source adds to a captured table (its schema follows the source)
+        conn.execute(f'ALTER TABLE tests.inventory ADD COLUMN "{ADDED_COLUMN}" text')
+        shelved = conn.execute(
+            f'UPDATE tests.inventory SET "{ADDED_COLUMN}" = \'S-\' || "Inventory_ID" '
+            'WHERE "Inventory_ID" IN (SELECT "Inventory_ID" FROM tests.inventory ORDER BY 1 LIMIT 3) '
+            'RETURNING "Inventory_ID"'
+        ).fetchall()
         run_changes(bronze_source, count=300, seed=5, quiet=True)
-        _run(storage)
+        results = _run(storage)
         _check_bronze_equals_source(spark, storage, conn)
+        inventory = _current(spark, tables["bz_inventory"])
+        assert ADDED_COLUMN in inventory.columns
+        current = dict(
+            conn.execute(
+                f'SELECT "Inventory_ID", "{ADDED_COLUMN}" FROM tests.inventory WHERE "{ADDED_COLUMN}" IS NOT NULL'
+            ).fetchall()
+        )
+        assert current and {k for (k,) in shelved} >= set(current)
+        held = inventory.where(f"`{ADDED_COLUMN}` IS NOT NULL").select("Inventory_ID", ADDED_COLUMN).collect()
+        assert dict((r[0], r[1]) for r in held) == current
+        events = spark.read.format("delta").load(str(storage / "inventory_bronze_cdc" / "system" / "events"))
+        warned = events.where("event_type = 'schema_change'").select("level", "message", "origin.update_id")
+        assert [(r.level, r.update_id) for r in warned.collect()] == [
+            ("WARN", results["inventory_bronze_cdc"].update_id)
+        ]
+        assert f"`{ADDED_COLUMN}` string" in warned.first().message
 
     # another PII key: refused before anything is written, naming the tables and both fingerprints
     from inventory_bronze.local_run import run_pipelines

@@ -194,3 +194,25 @@ def test_once_flow_and_two_flows_into_one_target(spark, tmp_path):
     ctx = h.run(initial)  # once: not again
     assert ctx.metrics.batches == 0
     assert h.rows() == [(1, "a1", "x", 1)]
+
+
+def test_a_column_the_source_adds_is_added_to_the_target(spark, tmp_path):
+    """The source's schema grows between updates: the target gets the column (NULL in the rows it held),
+    later events fill it, and the flow reports the columns it added (a WARN event in a pipeline)."""
+    h = _h(spark, tmp_path)
+    f = h.flow(keys=["id"], sequence_by="seq", apply_as_deletes="op = 'D'", except_column_list=["op"])
+    h.append([(1, "a1", "x", "U", 1), (2, "b1", "y", "U", 1)])
+    h.run(f)
+    grown = spark.createDataFrame([(2, "b2", "y", "U", 2, "shelf-2")], SCHEMA + ", shelf STRING")
+    grown.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true").save(h.source())
+    added: list[list[str]] = []
+    ctx = h.context(f)
+    ctx.on_columns_added = added.append
+    from localdlt import cdc
+
+    cdc.run_cdc_flow(ctx)
+    assert h.columns() == ["id", "name", "city", "seq", "shelf"]
+    assert h.rows() == [(1, "a1", "x", 1, None), (2, "b2", "y", 2, "shelf-2")]
+    assert added == [["`shelf` string"]]
+    h.run(f)  # nothing more to add
+    assert h.columns() == ["id", "name", "city", "seq", "shelf"]

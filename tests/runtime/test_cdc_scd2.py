@@ -64,3 +64,17 @@ def test_sequence_struct_types_start_and_end_and_track_history_column_list(spark
     assert schema["__START_AT"].dataType.simpleString() == "struct<seq:int,op:string>"
     rows = [(r[0], r[1], r[2], r[3][0], r[4][0] if r[4] else None) for r in h.rows()]
     assert sorted(rows, key=repr) == sorted([(1, "a", "y", 1, 3), (1, "b", "y", 3, None)], key=repr)
+
+
+def test_a_column_the_source_adds_is_added_to_the_history(spark, tmp_path):
+    """The source's schema grows between updates: the target and the flow's event state get the column;
+    the versions held keep NULL, a change that sets it opens a new version."""
+    h = CdcHarness(spark, tmp_path, SCHEMA)
+    f = h.flow(keys=["id"], sequence_by="seq", except_column_list=["op", "seq"], stored_as_scd_type="2")
+    h.append([(1, "a", "x", "U", 1)])
+    h.run(f)
+    grown = spark.createDataFrame([(1, "a", "x", "U", 2, "shelf-1")], SCHEMA + ", shelf STRING")
+    grown.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true").save(h.source())
+    h.run(f)
+    assert h.columns() == ["id", "name", "city", "__START_AT", "__END_AT", "shelf"]
+    assert h.rows() == [(1, "a", "x", 1, 2, None), (1, "a", "x", 2, None, "shelf-1")]

@@ -44,9 +44,12 @@ def run_cdc_flow(ctx: Any) -> None:
     def prepare() -> None:  # hidden state set up (and tombstones collected) only when a batch will run
         try:
             with lock:  # other flows into the target may be applying batches
+                added = common.add_new_columns(ctx.spark, ctx.target_path, common.cdc_target_schema(spec, df))
                 engine.prepare(df)
         except Exception as err:
             raise ctx.flow_error(err) from None
+        if added:
+            ctx.on_columns_added(added)
 
     def batch_fn(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         with lock:
