@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from inventory_bronze import config as cfg
 from inventory_bronze import pii, pii_tables
-from inventory_bronze.config import BronzeConfig, Pattern, TableConfig
+from inventory_bronze.config import BronzeConfig, Pattern, PiiTreatment, TableConfig
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source import schema as source_schema
 
@@ -87,7 +87,8 @@ class Names:
 
 # ------------------------------------------------------------------------------------------- source reads
 def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> DataFrame:
-    """The source table as it is now, through JDBC, with credentials from the secrets chain."""
+    """The source table as it is now, through JDBC, with credentials from the secrets chain: the declared
+    columns, then any the source added (bronze follows its source)."""
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source import retry
 
@@ -110,7 +111,9 @@ def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> Da
     )
     check_snapshot_types(frame, declared)
     check_snapshot_values(conn, declared)  # after the load: the source is reachable, the secrets right
-    return frame.select(*declared.column_names)
+    # columns the source added since they were declared follow the declared ones (bronze takes them)
+    added = [c for c in frame.columns if c not in declared.column_names]
+    return frame.select(*declared.column_names, *added)
 
 
 # declared PostgreSQL type -> the Spark type the JDBC read gives it (preferTimestampNTZ)
@@ -312,10 +315,36 @@ def prepare(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
     )
 
 
+#: the columns `prepare` adds to every row
+METADATA_COLUMNS = (
+    DQ_FAILED,
+    "data_quality_score",
+    "load_timestamp",
+    "update_timestamp",
+    "source_system",
+    "record_status",
+    "batch_id",
+)
+
+
+def undeclared_columns(columns: list[str], table: str) -> list[str]:
+    """Those of `columns` that the source added since the table was declared (source/schema.py): neither
+    declared nor bronze's own (capture and metadata columns, PII join hashes)."""
+    known = {*source_schema.table(table).column_names, *CAPTURE_COLUMNS, CHANGE_DATE, *METADATA_COLUMNS}
+    known_lower = {c.lower() for c in known} | {pii.hash_column_name(c).lower() for c in known}
+    return [c for c in columns if c.lower() not in known_lower and not c.startswith("__")]
+
+
 def protect(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
-    """PII columns encrypted and hashed (fails closed without a key)."""
+    """PII columns encrypted and hashed (fails closed without a key). In a table that holds PII, a column
+    the source added since the table was declared is encrypted too: bronze follows its source, but what
+    may be PII is never written in plaintext until it is declared (source/schema.py, and the table's
+    `pii` in conf/tables.yml if it is PII)."""
     tcfg = table_config(table, spark)
-    return pii.protect(df, table, tcfg.pii) if tcfg.pii else df
+    if not tcfg.pii:
+        return df
+    added = {c: PiiTreatment.encrypt for c in undeclared_columns(df.columns, table)}
+    return pii.protect(df, table, {**added, **tcfg.pii})
 
 
 def with_change_date(df: DataFrame) -> DataFrame:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory_bronze import pii
+from inventory_bronze.bronze import undeclared_columns
 from inventory_bronze.config import BronzeConfig, PiiTreatment
 from inventory_bronze.errors import PiiProtectionError
 from inventory_bronze.pii_tables import (
@@ -70,7 +71,10 @@ def _opens_with(table: str, column: str, ciphertext: str, keys: pii.PiiKeys) -> 
 def _reencrypted(
     df: DataFrame, table: str, config: BronzeConfig, old: pii.PiiKeys, new: pii.PiiKeys
 ) -> DataFrame:
-    treatments = config.tables[table].pii
+    # the configured PII columns, and those the source added since the table was declared (bronze.protect
+    # encrypts them too)
+    added = {c: PiiTreatment.encrypt for c in undeclared_columns(df.columns, table)}
+    treatments = {**added, **config.tables[table].pii}
     hashes = {
         pii.hash_column_name(c).lower() for c, t in treatments.items() if t is PiiTreatment.encrypt_and_hash
     }

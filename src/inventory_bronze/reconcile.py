@@ -346,6 +346,8 @@ def _compare_table(
     picked = [source_columns.index(c) for c in columns]
     kinds = {c.name: c.type for c in decl.columns}
     pii_cols = set(bronze.table_config(table).pii)
+    if pii_cols:  # a column the source added to a table holding PII is encrypted too (bronze.protect)
+        pii_cols |= set(bronze.undeclared_columns(columns, table))
 
     def stored(row: list) -> tuple:
         values = []

@@ -569,6 +569,41 @@ def test_update_fails_clearly_or_completes(
         assert word in message, f"{case.name}: the error does not name {word!r}: {message[:2000]}"
 
 
+@pytest.mark.parametrize("table", ["products", "warehouses"])
+def test_a_column_the_source_adds_reaches_a_snapshot_table(
+    table: str, spark: Any, pg_seeded: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snapshot pattern: the update after the source added a column takes it (the source's values in the
+    current rows) and says so in a WARN schema_change event; in a table holding PII (warehouses) the new
+    column is encrypted until it is declared. The captured tables' case is in the end-to-end test."""
+    from inventory_bronze.secrets import env_var_for
+
+    monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
+    pii.reset_keys()
+    storage = tmp_path / "s"
+    assert table_update(spark, table, storage).ok
+    with pg_seeded.connect(autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE tests.{table} ADD COLUMN \"Region\" text DEFAULT 'north'")
+        try:
+            result = table_update(spark, table, storage)
+        finally:
+            conn.execute(f'ALTER TABLE tests.{table} DROP COLUMN "Region"')
+    assert result.ok, result.error
+    target = spark.read.format("delta").load(str(storage / "tables" / f"bz_{table}"))
+    if "__END_AT" in target.columns:
+        target = target.where("__END_AT IS NULL")
+    stored = {r.Region for r in target.select("Region").collect()}
+    if bronze.table_config(table).pii:
+        assert "north" not in stored
+        assert {pii.decrypt_value(table, "Region", v) for v in stored} == {"north"}
+    else:
+        assert stored == {"north"}
+    events = spark.read.format("delta").load(str(storage / "system" / "events"))
+    warned = events.where("event_type = 'schema_change'").select("level", "message", "origin.update_id")
+    assert [(r.level, r.update_id) for r in warned.collect()] == [("WARN", result.update_id)]
+    assert "`Region` string" in warned.first().message and f"bz_{table}" in warned.first().message
+
+
 # -------------------------------------------------------------------------------- configuration cases
 def _write(tmp_path: Path, mutate: Callable[[dict], None]) -> Path:
     data = yaml.safe_load(config.DEFAULT_PATH.read_text())

@@ -232,15 +232,9 @@ class SnapshotFlow:
         if not c.delta_exists(spark, path):
             spark.createDataFrame([], schema).write.format("delta").mode("ignore").save(path)
             return
-        existing = spark.read.format("delta").load(path).schema
-        if {f.name for f in schema.fields} - {f.name for f in existing.fields}:
-            (
-                spark.createDataFrame([], schema)
-                .write.format("delta")
-                .mode("append")
-                .option("mergeSchema", "true")
-                .save(path)
-            )
+        added = c.add_new_columns(spark, path, schema)
+        if added:
+            self.ctx.on_columns_added(added)
 
     def _values(self, snap: DataFrame) -> list[str]:
         return [x for x in snap.columns if x not in self.keys]
