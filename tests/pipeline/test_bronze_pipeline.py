@@ -197,6 +197,23 @@ def test_bronze_pipelines_end_to_end(
             ("WARN", results["inventory_bronze_cdc"].update_id)
         ]
         assert f"`{ADDED_COLUMN}` string" in warned.first().message
+        # the audit records it (derived from the event log) and the report shows it; a rerun adds nothing
+        from inventory_bronze.audit.report import build_html
+        from inventory_bronze.audit.store import SCHEMA_CHANGES, Location, audit_local
+
+        for _ in range(2):
+            audit_local(spark, storage)
+            changes = Location.local(storage).read(spark, SCHEMA_CHANGES).collect()
+            assert [(r.target_table, r.source_table, r.update_id, list(r.columns)) for r in changes] == [
+                (
+                    "bz_inventory",
+                    "tests.inventory",
+                    results["inventory_bronze_cdc"].update_id,
+                    [f"`{ADDED_COLUMN}` string"],
+                )
+            ]
+        page = build_html(spark, storage)
+        assert "Source schema changes" in page and f"`{ADDED_COLUMN}` string" in page
 
     # another PII key: refused before anything is written, naming the tables and both fingerprints
     from inventory_bronze.local_run import run_pipelines

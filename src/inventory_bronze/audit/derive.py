@@ -368,3 +368,38 @@ def audit_expectations(
         F.col("ended").alias("ingestion_timestamp"),
         F.col("state").alias("update_state"),
     )
+
+
+SCHEMA_CHANGE_KEYS = ["event_id"]
+
+
+def schema_changes(
+    events: DataFrame, targets: Mapping[str, str], only_updates: DataFrame | None = None
+) -> DataFrame:
+    """`bz_audit_schema_changes`: one row per `schema_change` event of a bronze table (a column its source
+    added, which the pipeline took): when, which update, which columns (`name type`)."""
+    changes = events.where(F.col("event_type") == "schema_change").select(
+        F.col("id").alias("event_id"),
+        F.col("origin.update_id").alias("update_id"),
+        F.col("origin.pipeline_name").alias("pipeline_name"),
+        _short(F.col("origin.dataset_name")).alias("target_table"),
+        F.col("timestamp").alias("changed_at"),
+        F.lit("columns_added").alias("change"),
+        F.from_json(_detail("$.schema_change.added_columns"), "array<string>").alias("columns"),
+        F.col("level"),
+        F.col("message"),
+    )
+    if only_updates is not None:
+        changes = changes.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
+    return changes.join(_targets_frame(events, targets), "target_table").select(
+        "event_id",
+        "update_id",
+        "pipeline_name",
+        "source_table",
+        "target_table",
+        "changed_at",
+        "change",
+        "columns",
+        "level",
+        "message",
+    )

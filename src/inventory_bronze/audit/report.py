@@ -21,6 +21,7 @@ from inventory_bronze.audit import derive
 from inventory_bronze.audit.store import (
     AUDIT_EXPECTATIONS,
     AUDIT_LOG,
+    SCHEMA_CHANGES,
     Location,
     audit_local,
     event_log_paths,
@@ -278,6 +279,15 @@ def build_html(spark: Any, storage: Path) -> str:
             ["table", "update", "reconciliation", "source", "bronze", "quarantined", "missing", "extra"],
             recon,
         )
+    )
+    changes = location.read(spark, SCHEMA_CHANGES)
+    changed = [
+        [r.changed_at, r.target_table, r.update_id[:8], ", ".join(r.columns or [])]
+        for r in (changes.orderBy("changed_at").collect() if changes is not None else [])
+    ]
+    sections.append(
+        "<h2>Source schema changes bronze followed</h2>"
+        + _table(["when", "table", "update", "columns added"], changed, "changes")
     )
     sections.append("<h2>Pipeline graph (last update, rows written)</h2>" + "".join(_graphs(spark, storage)))
     return PAGE.replace("%BODY%", "\n".join(sections))

@@ -6,8 +6,10 @@ Locally the audit tables are Delta folders `<storage>/audit/<table>` next to the
 
 Tables: `bz_audit_log` (one row per bronze table per update, MERGE on (update_id, target_table)),
 `bz_audit_expectations` (one row per expectation per table per update, MERGE on (update_id, target_table,
-expectation)) and `bz_reconciliation` (appended by `run`/`demo` after they reconcile: source vs bronze per
-table, tagged with the update of the table's pipeline it checked).
+expectation)), `bz_reconciliation` (appended by `run`/`demo` and the hourly job's `reconcile` task after
+they reconcile: source vs bronze per table, tagged with the update of the table's pipeline it checked) and
+`bz_audit_schema_changes` (one row per `schema_change` event: a column the source added that a bronze table
+took; MERGE on the event id).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from inventory_bronze.errors import ConfigError
 AUDIT_LOG = "bz_audit_log"
 AUDIT_EXPECTATIONS = "bz_audit_expectations"
 RECONCILIATION = "bz_reconciliation"
-AUDIT_TABLES = (AUDIT_LOG, AUDIT_EXPECTATIONS, RECONCILIATION)
+SCHEMA_CHANGES = "bz_audit_schema_changes"
+AUDIT_TABLES = (AUDIT_LOG, AUDIT_EXPECTATIONS, RECONCILIATION, SCHEMA_CHANGES)
 LOCAL_FOLDER = "audit"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -178,6 +181,9 @@ def derive_into(
     try:
         location.merge(spark, audit, AUDIT_LOG, derive.AUDIT_KEYS)
         location.merge(spark, expectations, AUDIT_EXPECTATIONS, derive.EXPECTATION_KEYS)
+        changes = derive.schema_changes(events, targets, only)
+        if changes.limit(1).count() or location.exists(spark, SCHEMA_CHANGES):
+            location.merge(spark, changes, SCHEMA_CHANGES, derive.SCHEMA_CHANGE_KEYS)
         return AuditResult(pending, audit.count(), expectations.count(), location)
     finally:
         audit.unpersist()
