@@ -43,7 +43,8 @@ class Reconciliation:
         return "MATCH" if self.ok else "MISMATCH"
 
 
-#: dataset name -> its DataFrame, or None when there is no such table
+#: dataset name -> its DataFrame, or None when there is no such table (on Databricks:
+#: `audit.store.Location(catalog=..., schema=...).read`, the published tables)
 TableReader = Callable[[str], Any]
 
 
@@ -56,17 +57,6 @@ def local_tables(spark: Any, storage: Path) -> TableReader:
     """The datasets of the local runs under `storage`."""
     paths = table_paths(storage)
     return lambda name: spark.read.format("delta").load(str(paths[name])) if name in paths else None
-
-
-def catalog_tables(spark: Any, catalog: str, schema: str) -> TableReader:
-    """The datasets as the pipelines publish them on Databricks: `catalog`.`schema`.<name>."""
-
-    def read(name: str) -> Any:
-        if not spark.catalog.tableExists(f"{catalog}.{schema}.{name}"):
-            return None
-        return spark.read.table(f"`{catalog}`.`{schema}`.`{name}`")
-
-    return read
 
 
 def _current(df: Any) -> Any:

@@ -232,7 +232,7 @@ def test_the_job_task_reconciles_the_published_tables_as_run_does(
 
     from inventory_bronze.audit.store import event_log_paths
     from inventory_bronze.cli import main
-    from inventory_bronze.reconcile import catalog_tables, reconcile_tables
+    from inventory_bronze.reconcile import reconcile_tables
     from inventory_bronze.source.schema import table as declared
 
     storage, schema = audited["storage"], "reconcile_catalog_test"
@@ -282,7 +282,8 @@ def test_the_job_task_reconciles_the_published_tables_as_run_does(
                 assert "MISMATCH in warehouses" in capsys.readouterr().err
                 latest = spark.read.table(recorded).where("target_table = 'bz_warehouses'")
                 assert latest.orderBy(latest.reconciled_at.desc()).first().missing == 1
-                read = catalog_tables(spark, "spark_catalog", schema)
+                in_catalog = Location(catalog="spark_catalog", schema=schema)
+                read = lambda name: in_catalog.read(spark, name)  # noqa: E731
                 settled = reconcile_tables(
                     spark, read, conn, ["warehouses"], settle=lambda: conn.execute(remove, [new_key])
                 )

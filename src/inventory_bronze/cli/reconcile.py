@@ -82,7 +82,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     names = SecretNames(*args.secret_names) if args.secret_names else None
     if on_catalog:
         location = Location(catalog=args.catalog, schema=args.schema)
-        read = reconcile.catalog_tables(spark, args.catalog, args.schema)
+        read = lambda name: location.read(spark, name)  # noqa: E731 - the published tables
         events = catalog_events(spark, location, args.event_log)
     else:
         location = Location.local(args.storage)
