@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inventory_bronze import config as cfg
-from inventory_bronze import pii, pii_tables
+from inventory_bronze import pii, pii_tables, schema_drift
 from inventory_bronze.config import BronzeConfig, Pattern, PiiTreatment, TableConfig
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source import schema as source_schema
@@ -109,55 +109,18 @@ def snapshot(spark: SparkSession, table: str, *, fetch_size: int = 10_000) -> Da
     frame = retry.call(
         reader.load, what=what, host=conn.describe(), secrets=[conn.password], credentials=credentials
     )
-    check_snapshot_types(frame, declared)
-    check_snapshot_values(conn, declared)  # after the load: the source is reachable, the secrets right
-    # columns the source added since they were declared follow the declared ones (bronze takes them)
+    check_snapshot_values(conn, declared, frame.columns)  # after the load: the source is reachable
+    # the declared columns the source still has, then those it added (schema_drift: what bronze does)
+    kept = [c for c in declared.column_names if c in frame.columns]
     added = [c for c in frame.columns if c not in declared.column_names]
-    return frame.select(*declared.column_names, *added)
+    return follow_source(frame.select(*kept, *added), table, spark)
 
 
-# declared PostgreSQL type -> the Spark type the JDBC read gives it (preferTimestampNTZ)
-_JDBC_TYPES = {
-    "bigint": "bigint",
-    "integer": "int",
-    "smallint": "smallint",
-    "boolean": "boolean",
-    "date": "date",
-    "text": "string",
-    "jsonb": "string",
-    "uuid": "string",
-    "timestamp": "timestamp_ntz",
-    "timestamptz": "timestamp",
-    "double precision": "double",
-    "real": "float",
-}
-
-
-def _spark_type_of(type_: str) -> str | None:
-    t = type_.lower().replace(" ", "")
-    if t.startswith("numeric(") or t.startswith("decimal("):
-        return "decimal" + t[t.index("(") :]
-    if t.startswith(("varchar", "character varying", "char")):
-        return "string"
-    return _JDBC_TYPES.get(type_.lower())
-
-
-def check_snapshot_types(frame: DataFrame, declared: Any) -> None:
-    """Fail when a source column's type is no longer the declared one (bronze's schema would drift
-    silently: a text column where an integer was, rules and MERGE comparing strings)."""
-    from inventory_bronze.source.errors import SnapshotError
-
-    found = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
-    for column in declared.columns:
-        expected = _spark_type_of(column.type)
-        actual = found.get(column.name)
-        if expected is None or actual is None or actual == expected:
-            continue
-        raise SnapshotError(
-            f"{declared.qualified}.{column.name} changed type: declared {column.type} (Spark {expected}), "
-            f"the source now has Spark {actual}. Restore the column's type at the source, or change its "
-            "declaration (src/inventory_bronze/source/schema.py) and run a full refresh of the table."
-        )
+def follow_source(frame: DataFrame, table: str, spark: SparkSession) -> DataFrame:
+    """The source read shaped by the table's `schema_evolution` (inventory_bronze.schema_drift)."""
+    mode = table_config(table, spark).schema_evolution
+    declared = source_schema.table(table).column_names
+    return schema_drift.follow_source(frame, table, mode, declared, CAPTURE_COLUMNS)
 
 
 # PostgreSQL values with no Spark counterpart: the JDBC read fails on them without naming table or column
@@ -174,7 +137,7 @@ def _special_values(type_: str) -> tuple[str, ...]:
     return ()
 
 
-def check_snapshot_values(conn: Any, declared: Any) -> None:
+def check_snapshot_values(conn: Any, declared: Any, present: list[str]) -> None:
     """Fail before the snapshot is read when a numeric column holds NaN or +-Infinity, or a date/timestamp
     column +-infinity: Spark's decimal and time types cannot hold them and the JDBC read would fail with
     an error naming neither table nor column. One scan of the table per snapshot (it is read whole anyway);
@@ -185,7 +148,11 @@ def check_snapshot_values(conn: Any, declared: Any) -> None:
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.errors import SnapshotError, SourceError
 
-    checks = [(c.name, _special_values(c.type)) for c in declared.columns if _special_values(c.type)]
+    checks = [
+        (c.name, _special_values(c.type))
+        for c in declared.columns
+        if _special_values(c.type) and c.name in present  # a column the source dropped is not checked
+    ]
     if not checks:
         return
     conditions = [
@@ -236,7 +203,7 @@ def change_stream(spark: SparkSession, table: str) -> DataFrame:
     register(spark)
     declared = source_schema.table(table)
     reader = spark.readStream.format("pgcdc").option("table", declared.qualified)
-    return reader.options(**_capture_connection_options()).load()
+    return follow_source(reader.options(**_capture_connection_options()).load(), table, spark)
 
 
 def _capture_connection_options() -> dict[str, str]:
@@ -290,9 +257,11 @@ def update_id(spark: SparkSession) -> str:
 
 
 def prepare(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
-    """Rule results, quality score and metadata columns, computed on the plaintext row."""
+    """Rule results, quality score and metadata columns, computed on the plaintext row (a declared column the
+    source dropped is judged as NULL, and stays out of the rows: schema_drift)."""
     conf = configuration(spark)
     tcfg = conf.table(table)
+    df, dropped = schema_drift.with_declared(df, source_schema.table(table).columns)
     has_op = "_op" in df.columns
     judged = F.col("_op").isin("insert", "update", "snapshot") if has_op else F.lit(True)
     failures = F.when(judged, rule_failures(tcfg.rules)).otherwise(F.array().cast("array<string>"))
@@ -312,6 +281,7 @@ def prepare(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
         .withColumn("source_system", F.lit(conf.source.system))
         .withColumn("record_status", status)
         .withColumn("batch_id", F.lit(update_id(spark)))
+        .drop(*dropped)
     )
 
 
@@ -344,7 +314,9 @@ def protect(df: DataFrame, table: str, spark: SparkSession) -> DataFrame:
     if not tcfg.pii:
         return df
     added = {c: PiiTreatment.encrypt for c in undeclared_columns(df.columns, table)}
-    return pii.protect(df, table, {**added, **tcfg.pii})
+    present = {c.lower() for c in df.columns}  # a PII column the source dropped has nothing to protect
+    declared = {c: t for c, t in tcfg.pii.items() if c.lower() in present}
+    return pii.protect(df, table, {**added, **declared})
 
 
 def with_change_date(df: DataFrame) -> DataFrame:
@@ -399,6 +371,8 @@ def table_properties(table: str, spark: SparkSession | None = None) -> dict[str,
         "source_table": f"{configuration(spark).source.schema_}.{table}",
         "ingestion_pattern": tcfg.pattern.value,
         "schedule": tcfg.schedule,
+        # a type the source widens is taken by widening the column (schema_drift), here and on Databricks
+        "delta.enableTypeWidening": "true",
         **pii_properties(table, spark),
     }
 

@@ -64,6 +64,14 @@ class PiiTreatment(str, Enum):
     encrypt_and_hash = "encrypt_and_hash"
 
 
+class SchemaEvolution(str, Enum):
+    """What a table does with a column its source added (Auto Loader's modes; inventory_bronze.schema_drift)."""
+
+    add_new_columns = "add_new_columns"
+    rescue = "rescue"
+    fail = "fail"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,6 +107,7 @@ class TableConfig(_Strict):
     cluster_by: list[Identifier] = Field(default_factory=list, max_length=4)
     rules: list[Rule] = Field(default_factory=list)
     pii: dict[Identifier, PiiTreatment] = Field(default_factory=dict)
+    schema_evolution: SchemaEvolution = SchemaEvolution.add_new_columns
 
     @field_validator("rules")
     @classmethod

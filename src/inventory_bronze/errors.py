@@ -15,3 +15,7 @@ class ConfigError(InventoryBronzeError):
 
 class PiiProtectionError(InventoryBronzeError):
     """PII cannot be protected (e.g. the encryption key is missing): the update must fail closed."""
+
+
+class SchemaDriftError(InventoryBronzeError):
+    """The source's schema changed in a way the table's `schema_evolution` setting refuses."""

@@ -15,7 +15,7 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StructField, StructType
 
 from localdlt import context, flowretry, freshness, triggers
 from localdlt import expectations as exp
@@ -26,6 +26,7 @@ from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.metrics import FlowMetrics
 from localdlt.reader import Reader, SharedViews
+from localdlt.schema_evolution import SchemaChange, conform_batch
 from localdlt.sessionproxy import SessionProxy, session_with_conf
 from localdlt.storage import Storage
 
@@ -364,7 +365,7 @@ class Update:
             stop_event=self.stop_event,
             metrics=outcome.metrics,
             on_progress=lambda m: self._flow_progress(flow, m),
-            on_columns_added=lambda columns: self._columns_added(flow, ds, columns),
+            on_schema_change=lambda change: self._schema_changed(flow, ds, change),
             conf=self.conf,
         )
         if flow.kind == "cdc":
@@ -485,6 +486,7 @@ class Update:
         if state.get("once_done"):
             return
         df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
+        df = conform_batch(df, ctx.evolve_target(df.schema).missing)
         applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
         try:
             (
@@ -504,9 +506,15 @@ class Update:
         """Streaming table flow: append each micro-batch exactly once (Delta idempotent writes)."""
         schema = self.analysis.schemas[ctx.target.name]
         target = ctx.target
+        query = self._query(ctx)
+        missing: list[StructField] = []  # the target's columns the flow no longer writes: NULL from now on
+
+        def evolve() -> None:
+            missing[:] = ctx.evolve_target(conform(query, target, schema).schema).missing
 
         def batch(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
-            applied = exp.apply(conform(batch_df, target, schema), target.expectations, target.name)
+            batch_df = conform_batch(conform(batch_df, target, schema), missing)
+            applied = exp.apply(batch_df, target.expectations, target.name)
             (
                 applied.df.write.format("delta")
                 .mode("append")
@@ -516,7 +524,7 @@ class Update:
             )
             return applied.metrics()
 
-        ctx.run_stream(self._query(ctx), batch)
+        ctx.run_stream(query, batch, before_start=evolve)
 
     # --------------------------------------------------------------------------------------- events
     def _flow_event(
@@ -542,12 +550,36 @@ class Update:
             error=error,
         )
 
-    def _columns_added(self, flow: Flow, ds: Dataset, columns: list[str]) -> None:
-        """A WARN event: the target's schema followed its source (what an audit of schema changes reads)."""
+    def _schema_changed(self, flow: Flow, ds: Dataset, change: SchemaChange) -> None:
+        """A WARN event when a flow changed its target's schema (what an audit of schema changes reads):
+        columns added or widened, and columns it no longer writes (reported once: the flow's state keeps
+        them until they come back or a full refresh resets it)."""
+        state = self.storage.flow_state(flow.name)
+        reported = state.get("not_written", [])
+        gone = [n for n in change.missing_names if n not in reported]
+        if set(change.missing_names) != set(reported):
+            self.storage.save_flow_state(flow.name, {**state, "not_written": change.missing_names})
+        if not (change.added or change.widened or gone):
+            return
+        parts = [
+            f"{what}: {', '.join(columns)}"
+            for what, columns in (
+                ("added", change.added),
+                ("widened", change.widened),
+                ("no longer written, kept as NULL from now on", [f"`{n}`" for n in gone]),
+            )
+            if columns
+        ]
         self.events.emit(
             "schema_change",
-            {"dataset": ds.name, "flow": flow.name, "added_columns": columns},
-            f"Columns added to '{ds.name}' because its source added them: {', '.join(columns)}.",
+            {
+                "dataset": ds.name,
+                "flow": flow.name,
+                "added_columns": change.added,
+                "widened_columns": change.widened,
+                "removed_columns": gone,
+            },
+            f"Schema of '{ds.name}' followed its source ({flow.name}): {'; '.join(parts)}.",
             flow=flow.name,
             dataset=ds.name,
             level="WARN",

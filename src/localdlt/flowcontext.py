@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from localdlt import expectations as exp
 from localdlt import freshness
 from localdlt.errors import FlowError, causes, error_summary
 from localdlt.metrics import FlowMetrics
+from localdlt.schema_evolution import SchemaChange, evolve
 
 if TYPE_CHECKING:
     from localdlt.graph import Dataset, Flow, PipelineGraph
@@ -43,8 +45,8 @@ class FlowContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     metrics: FlowMetrics = field(default_factory=FlowMetrics)
     on_progress: Callable[[FlowMetrics], None] = lambda m: None
-    # the flow added columns to its target (`name type` each) because its source added them
-    on_columns_added: Callable[[list[str]], None] = lambda columns: None
+    # the flow changed its target's schema (columns added or widened, or no longer written)
+    on_schema_change: Callable[[SchemaChange], None] = lambda change: None
     conf: dict[str, str] = field(default_factory=dict)
     # set when the flow had nothing to do (no new input): why, for the event log
     no_op_reason: str | None = None
@@ -57,6 +59,26 @@ class FlowContext:
     def app_id(self) -> str:
         """Idempotent-write id of this flow's current checkpoint generation."""
         return f"{self.pipeline_id}:{self.flow.name}:{self.storage.generation(self.flow.name)}"
+
+    def evolve_target(
+        self, wanted: StructType, path: str | None = None, keep: frozenset[str] = frozenset()
+    ) -> SchemaChange:
+        """The target (or the table at `path`, e.g. its hidden state) made to take rows of `wanted` (see
+        localdlt.schema_evolution), the change reported for the target. Columns the flow no longer writes
+        are tracked only when it is the target's sole flow: with several, each writes its own columns."""
+        change = evolve(
+            self.spark,
+            path or self.target_path,
+            wanted,
+            flow=self.flow.name,
+            dataset=self.target.name,
+            keep=keep,
+        )
+        if len(self.graph.flows_into(self.target.name)) > 1:
+            change.missing = []
+        if path is None:
+            self.on_schema_change(change)
+        return change
 
     def write_options(self, batch_id: int) -> dict[str, str]:
         """Options that make a DataFrame write to the target exactly-once for this batch."""

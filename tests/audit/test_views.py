@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from inventory_bronze.audit.store import AUDIT_EXPECTATIONS, AUDIT_LOG, Location
+from inventory_bronze.audit import derive
+from inventory_bronze.audit.store import AUDIT_EXPECTATIONS, AUDIT_LOG, SCHEMA_CHANGES, Location, local_events
 from inventory_bronze.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +112,11 @@ def check_dashboard_queries(spark: Any, storage: Path) -> dict[str, list[str]]:
     location = Location.local(storage)
     for table in (AUDIT_LOG, AUDIT_EXPECTATIONS):
         location.read(spark, table).createOrReplaceTempView(table)
+    # the tiny pipeline's source never changed its schema: the table as the audit derives it, empty
+    changes = location.read(spark, SCHEMA_CHANGES)
+    if changes is None:
+        changes = derive.schema_changes(local_events(spark, storage), {})
+    changes.createOrReplaceTempView(SCHEMA_CHANGES)
     try:
         _, doc = _dashboard()
         columns = {}
@@ -136,7 +142,7 @@ def check_dashboard_queries(spark: Any, storage: Path) -> dict[str, list[str]]:
                     assert set(used) <= names, item["widget"]["name"]
         return columns
     finally:
-        for table in (AUDIT_LOG, AUDIT_EXPECTATIONS):
+        for table in (AUDIT_LOG, AUDIT_EXPECTATIONS, SCHEMA_CHANGES):
             spark.catalog.dropTempView(table)
 
 
@@ -144,9 +150,14 @@ def test_dashboard_queries_run_on_the_audit_tables(spark: Any, tiny: dict[str, A
     spec, doc = _dashboard()
     assert spec["file_path"].endswith(".lvdash.json") and spec["dataset_schema"] == "${var.schema}"
     columns = check_dashboard_queries(spark, tiny["storage"])
-    assert {"pass_rate", "rows_per_update", "failed_updates", "quarantine_growth", "reconciliation"} <= set(
-        columns
-    )
+    assert {
+        "pass_rate",
+        "rows_per_update",
+        "failed_updates",
+        "quarantine_growth",
+        "reconciliation",
+        "schema_changes",
+    } <= set(columns)
     # a query naming anything but the audit tables fails here
     with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
         spark.sql("SELECT * FROM bz_items").collect()

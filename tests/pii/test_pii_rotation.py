@@ -1,5 +1,6 @@
-"""Rotating the PII key over a local storage: every PII dataset re-encrypted and re-hashed in place, the new
-key recorded, streams reading a change archive undisturbed, resumable, and refused under a third key."""
+"""Rotating the PII key over a local storage or a catalog schema: every PII dataset re-encrypted and re-hashed
+in place, the new key recorded, streams reading a change archive undisturbed, resumable, and refused under a
+third key."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def _protected(spark: Any, table: str, keys: pii.PiiKeys, ids: list[int]) -> Any
     rows = [(i, *_values(table, i).values()) for i in ids]
     schema = ", ".join([f"{KEYS[table]} int", *(f"{c} string" for c in columns)])
     return pii.protect(spark.createDataFrame(rows, schema), table, bronze.table_config(table), keys=keys)
+
+
+def _rotate(spark: Any, storage: Path, old: pii.PiiKeys, new: pii.PiiKeys) -> list[Any]:
+    config = bronze.configuration()
+    return pii_rotation.rotate(spark, pii_rotation.local_datasets(storage, config), config, old, new)
 
 
 def _commits(path: Path) -> int:
@@ -85,7 +91,9 @@ def test_rotation_reencrypts_rehashes_and_records_the_new_key(
     assert drain() == 3
 
     lines: list[str] = []
-    done = pii_rotation.rotate(spark, storage, config, OLD, NEW, progress=lines.append)
+    done = pii_rotation.rotate(
+        spark, pii_rotation.local_datasets(storage, config), config, OLD, NEW, progress=lines.append
+    )
     assert {(r.dataset, r.rows, r.action) for r in done} == {
         ("bz_customers", 2, "rewritten"),
         ("bz_orders_changes", 3, "rewritten"),
@@ -115,7 +123,7 @@ def test_rotation_reencrypts_rehashes_and_records_the_new_key(
 
     # run again: nothing left to do, nothing written
     before = {p: _commits(p) for p in (customers, changes)}
-    again = pii_rotation.rotate(spark, storage, config, OLD, NEW)
+    again = pii_rotation.rotate(spark, pii_rotation.local_datasets(storage, config), config, OLD, NEW)
     assert {r.action for r in again} == {"done already"}
     assert before == {p: _commits(p) for p in (customers, changes)}
 
@@ -129,7 +137,7 @@ def test_an_interrupted_rotation_resumes_without_rewriting(spark: Any, storage: 
     changes = storage / "inventory_bronze_cdc" / "tables" / "bz_orders_changes"
     lifted = f"'{pii_rotation.APPEND_ONLY}' = 'false', '{pii_rotation.LIFTED}' = 'true'"
     spark.sql(f"ALTER TABLE delta.`{changes}` SET TBLPROPERTIES ({lifted})")
-    done = {r.dataset: r for r in pii_rotation.rotate(spark, storage, bronze.configuration(), OLD, NEW)}
+    done = {r.dataset: r for r in _rotate(spark, storage, OLD, NEW)}
     assert done["bz_customers"].action == "recorded" and done["bz_customers"].rows == 0
     assert done["bz_orders_changes"].action == "rewritten"
     properties = table_configuration(changes)
@@ -143,12 +151,12 @@ def test_a_third_key_or_the_same_key_is_refused_before_writing(spark: Any, stora
     spark.sql(f"ALTER TABLE delta.`{customers}` SET TBLPROPERTIES ('{PROPERTY}' = '{THIRD.fingerprint}')")
     commits = {p: _commits(p) for p in storage.glob("*/tables/*")}
     with pytest.raises(PiiProtectionError, match=f"bz_customers \\({THIRD.fingerprint}\\)"):
-        pii_rotation.rotate(spark, storage, bronze.configuration(), OLD, NEW)
+        _rotate(spark, storage, OLD, NEW)
     assert commits == {p: _commits(p) for p in storage.glob("*/tables/*")}
     with pytest.raises(PiiProtectionError, match="same key"):
-        pii_rotation.rotate(spark, storage, bronze.configuration(), NEW, NEW)
+        _rotate(spark, storage, NEW, NEW)
     with pytest.raises(PiiProtectionError, match="No table holding PII"):
-        pii_rotation.rotate(spark, storage / "empty", bronze.configuration(), OLD, NEW)
+        _rotate(spark, storage / "empty", OLD, NEW)
 
 
 def test_cli_rotate_names_what_is_wrong_in_one_line(
@@ -176,5 +184,44 @@ def test_cli_rotate_names_what_is_wrong_in_one_line(
         )
         assert main(["pii", "rotate", "--storage", str(storage), "--from-secret", "KMissing"]) == 1
         assert "KMissing" in capsys.readouterr().err
+        assert main(["pii", "rotate", "--catalog", "workspace", "--from-secret", "KOld"]) == 1
+        assert capsys.readouterr().err.startswith("error: --catalog and --schema go together")
     finally:
         pii.reset_keys()
+
+
+def test_rotation_over_catalog_tables(spark: Any, storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the pipelines publish to a catalog (Databricks): the same rotation through the tables' names
+    (`pii rotate --catalog C --schema S`), their clustering and properties kept, resumable."""
+    schema = "spark_catalog.rotation_test"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+    try:
+        customers = f"{schema}.bz_customers"
+        source = spark.read.format("delta").load(
+            str(storage / "inventory_bronze_batch" / "tables" / "bz_customers")
+        )
+        source.writeTo(customers).using("delta").tableProperty(PROPERTY, OLD.fingerprint).partitionedBy(
+            "Customer_ID"
+        ).create()
+        config = bronze.configuration()
+        found = pii_rotation.catalog_datasets(spark, schema, config)
+        assert [(d.dataset, d.name) for d in found] == [("bz_customers", customers)]
+        done = pii_rotation.rotate(spark, found, config, OLD, NEW)
+        assert [(r.dataset, r.where, r.rows, r.action) for r in done] == [
+            ("bz_customers", customers, 2, "rewritten")
+        ]
+        properties = {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {customers}").collect()}
+        assert properties[PROPERTY] == NEW.fingerprint
+        df = spark.read.table(customers)
+        for column in bronze.table_config("customers").pii:
+            df = pii.decrypt_column(df, "customers", column, keys=NEW)
+        assert {r.Customer_ID: r.asDict()["Customer_Name"] for r in df.collect()} == {
+            i: _values("customers", i)["Customer_Name"] for i in (1, 2)
+        }
+        assert spark.sql(f"DESCRIBE DETAIL {customers}").first().partitionColumns == ["Customer_ID"]
+        again = pii_rotation.rotate(
+            spark, pii_rotation.catalog_datasets(spark, schema, config), config, OLD, NEW
+        )
+        assert [r.action for r in again] == ["done already"]
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {schema} CASCADE")

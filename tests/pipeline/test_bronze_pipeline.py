@@ -3,6 +3,7 @@ PII never in plaintext, deletes reaching bronze, reruns adding nothing twice."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def bronze_source(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
     from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.schema import create_schema
+    from inventory_bronze.source.schema import check_database, create_schema
 
     with open_connection(source_connection()) as conn:
         for qualified in bronze.capture_tables():
@@ -47,12 +48,21 @@ def bronze_source(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     with open_connection(source_connection()) as conn:
         for qualified in bronze.capture_tables():
             drop_capture(conn, CaptureNames.for_table(qualified))
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(f'ALTER TABLE tests.inventory DROP COLUMN IF EXISTS "{ADDED_COLUMN}"')
+    with pg_server.connect() as conn:
+        drifted = check_database(conn)
+    if drifted:  # the test changed the source's schema: give later tests the declared one back
+        create_schema(pg_server, drop=True)
+        seed_database(pg_server, scale=0.002, seed=11, dirty_rate=0.05, quiet=True)
     pii.reset_keys()
 
 
-ADDED_COLUMN = "Shelf"  # the column the end-to-end test adds to a captured table while changes flow
+# the drift the end-to-end test makes while changes flow: per table, a column added, one widened, one dropped
+ADDED_COLUMN = "Shelf"
+DRIFT = {
+    "inventory": (ADDED_COLUMN, "Quantity_Reserved", "Reorder_Point"),  # captured (AUTO CDC, SCD 1)
+    "warehouses": ("Region", "Capacity", "Opened_On"),  # snapshot (SCD 2), PII: the added column encrypted
+}
+BIG = 5_000_000_000  # a value only the widened (bigint) column holds
 
 
 def _run(storage: Path) -> dict[str, Any]:
@@ -171,18 +181,30 @@ def test_bronze_pipelines_end_to_end(
         # changes (inserts, updates, deletes) reach bronze on the next update, deletes included
         from inventory_bronze.source.workload import run_changes
 
-        # ... and so does a column the source adds to a captured table (its schema follows the source)
-        conn.execute(f'ALTER TABLE tests.inventory ADD COLUMN "{ADDED_COLUMN}" text')
+        # ... and so does a change of the source's schema, in a captured and in a snapshot table: a column
+        # added (its values taken), one widened (Delta's type widening), one dropped (kept, NULL from then on)
+        for table, (added, widened, dropped) in DRIFT.items():
+            conn.execute(f'ALTER TABLE tests.{table} DROP COLUMN "{dropped}"')
+            conn.execute(f'ALTER TABLE tests.{table} ALTER COLUMN "{widened}" TYPE bigint')
+            conn.execute(f'ALTER TABLE tests.{table} ADD COLUMN "{added}" text')
         shelved = conn.execute(
             f'UPDATE tests.inventory SET "{ADDED_COLUMN}" = \'S-\' || "Inventory_ID" '
             'WHERE "Inventory_ID" IN (SELECT "Inventory_ID" FROM tests.inventory ORDER BY 1 LIMIT 3) '
             'RETURNING "Inventory_ID"'
         ).fetchall()
+        big_inventory = shelved[0][0]
+        conn.execute(
+            f'UPDATE tests.inventory SET "Quantity_Reserved" = {BIG} WHERE "Inventory_ID" = {big_inventory}'
+        )
+        conn.execute("UPDATE tests.warehouses SET \"Region\" = 'north'")
+        big_warehouse = conn.execute(
+            f'UPDATE tests.warehouses SET "Capacity" = {BIG} WHERE "Warehouse_ID" = '
+            '(SELECT min("Warehouse_ID") FROM tests.warehouses WHERE "Capacity" > 0) RETURNING "Warehouse_ID"'
+        ).fetchone()[0]
         run_changes(bronze_source, count=300, seed=5, quiet=True)
         results = _run(storage)
         _check_bronze_equals_source(spark, storage, conn)
         inventory = _current(spark, tables["bz_inventory"])
-        assert ADDED_COLUMN in inventory.columns
         current = dict(
             conn.execute(
                 f'SELECT "Inventory_ID", "{ADDED_COLUMN}" FROM tests.inventory WHERE "{ADDED_COLUMN}" IS NOT NULL'
@@ -191,29 +213,74 @@ def test_bronze_pipelines_end_to_end(
         assert current and {k for (k,) in shelved} >= set(current)
         held = inventory.where(f"`{ADDED_COLUMN}` IS NOT NULL").select("Inventory_ID", ADDED_COLUMN).collect()
         assert dict((r[0], r[1]) for r in held) == current
-        events = spark.read.format("delta").load(str(storage / "inventory_bronze_cdc" / "system" / "events"))
-        warned = events.where("event_type = 'schema_change'").select("level", "message", "origin.update_id")
-        assert [(r.level, r.update_id) for r in warned.collect()] == [
-            ("WARN", results["inventory_bronze_cdc"].update_id)
-        ]
-        assert f"`{ADDED_COLUMN}` string" in warned.first().message
-        # the audit records it (derived from the event log) and the report shows it; a rerun adds nothing
+        assert inventory.schema["Quantity_Reserved"].dataType.simpleString() == "bigint"
+        reserved = conn.execute(
+            'SELECT "Quantity_Reserved" FROM tests.inventory WHERE "Inventory_ID" = %s', (big_inventory,)
+        ).fetchone()[0]
+        assert reserved >= BIG  # the workload may have reserved more since
+        assert inventory.where(f"Inventory_ID = {big_inventory}").first().Quantity_Reserved == reserved
+        assert "Reorder_Point" in inventory.columns  # kept; the changes captured since the drop hold NULL
+        archive = spark.read.format("delta").load(str(tables["bz_inventory_changes"]))
+        since = archive.where(f"`{ADDED_COLUMN}` IS NOT NULL")
+        assert since.count() >= len(current) and since.where("Reorder_Point IS NOT NULL").count() == 0
+        warehouses = _current(spark, tables["bz_warehouses"])
+        assert warehouses.schema["Capacity"].dataType.simpleString() == "bigint"
+        assert warehouses.where(f"Warehouse_ID = {big_warehouse}").first().Capacity == BIG
+        regions = {pii.decrypt_value("warehouses", "Region", r.Region) for r in warehouses.collect()}
+        assert regions == {"north"}  # encrypted in bronze: warehouses holds PII
+        assert warehouses.where("Opened_On IS NOT NULL").count() == 0  # the versions written since the drop
+
+        # each table's schema change: one WARN event of the update that took it, the audit, the report
+        def schema_events() -> list[tuple[str, str, list[str], list[str], list[str]]]:
+            found = []
+            for pipeline in ("inventory_bronze_batch", "inventory_bronze_cdc"):
+                events = spark.read.format("delta").load(str(storage / pipeline / "system" / "events"))
+                found += [
+                    (r.level, r.update_id, r.dataset_name, json.loads(r.details)["schema_change"])
+                    for r in events.where("event_type = 'schema_change'")
+                    .select("level", "origin.update_id", "origin.dataset_name", "details")
+                    .collect()
+                ]
+            return sorted(found, key=repr)
+
+        cdc_update, batch_update = (
+            results[p].update_id for p in ("inventory_bronze_cdc", "inventory_bronze_batch")
+        )
+        shelf, reserved_wider = [f"`{ADDED_COLUMN}` string"], ["`Quantity_Reserved` int -> bigint"]
+        expected = {  # the archive stops writing the dropped column; bz_inventory reads it from the archive
+            "bz_inventory_changes": (cdc_update, shelf, reserved_wider, ["Reorder_Point"]),
+            "bz_inventory": (cdc_update, shelf, reserved_wider, []),
+            "bz_warehouses": (batch_update, ["`Region` string"], ["`Capacity` int -> bigint"], ["Opened_On"]),
+        }
+        events = schema_events()
+        for target, (update, added, widened, removed) in expected.items():
+            assert [
+                (level, d["added_columns"], d["widened_columns"], d["removed_columns"])
+                for level, u, ds, d in events
+                if ds == target and u == update
+            ] == [("WARN", added, widened, removed)], target
         from inventory_bronze.audit.report import build_html
         from inventory_bronze.audit.store import SCHEMA_CHANGES, Location, audit_local
 
-        for _ in range(2):
+        for _ in range(2):  # a rerun of the audit adds nothing
             audit_local(spark, storage)
             changes = Location.local(storage).read(spark, SCHEMA_CHANGES).collect()
-            assert [(r.target_table, r.source_table, r.update_id, list(r.columns)) for r in changes] == [
-                (
-                    "bz_inventory",
-                    "tests.inventory",
-                    results["inventory_bronze_cdc"].update_id,
-                    [f"`{ADDED_COLUMN}` string"],
+            assert sorted(
+                (r.target_table, r.source_table, r.update_id, r.change, list(r.columns)) for r in changes
+            ) == sorted(
+                (target, f"tests.{target[3:].removesuffix('_changes')}", update, change, columns)
+                for target, (update, *kinds) in expected.items()
+                for change, columns in zip(
+                    ("columns_added", "columns_widened", "columns_removed"), kinds, strict=True
                 )
-            ]
+                if columns  # a kind of change with no column gets no row
+            )
         page = build_html(spark, storage)
         assert "Source schema changes" in page and f"`{ADDED_COLUMN}` string" in page
+        assert "`Capacity` int -&gt; bigint" in page and "Opened_On" in page
+        # the next update finds nothing new in the schemas: no event repeats a change
+        _run(storage)
+        assert schema_events() == events
 
     # another PII key: refused before anything is written, naming the tables and both fingerprints
     from inventory_bronze.local_run import run_pipelines

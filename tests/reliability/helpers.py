@@ -22,12 +22,17 @@ def table_libraries(table: str) -> tuple[list[Path], dict[str, str]]:
     return [f for f in files if f.exists()], spec.configuration
 
 
-def table_update(spark: Any, table: str, storage: Path, **options: Any) -> Any:
-    """One update of one table's datasets on `storage` (UpdateOptions from `options`)."""
+def table_update(
+    spark: Any, table: str, storage: Path, config_path: Path | None = None, **options: Any
+) -> Any:
+    """One update of one table's datasets on `storage` (UpdateOptions from `options`), with the bronze
+    configuration at `config_path` if given."""
     from localdlt import UpdateOptions, run_update
     from localdlt.progress import ConsoleProgress
 
     libraries, conf = table_libraries(table)
+    if config_path is not None:
+        conf = {**conf, bronze.CONF_CONFIG_PATH: str(config_path)}
     return run_update(
         libraries,
         storage,

@@ -401,6 +401,7 @@ class FailCase:
     undo: list[str]  # SQL that restores the table afterwards
     outcome: str  # "failed" | "completed"
     mentions: tuple[str, ...] = ()  # the failed update's error names these (table, column, rule or key)
+    settled: bool = False  # an update before the change: bronze holds the table as declared
 
 
 _UNVIEW = ["DROP VIEW tests.{t}", 'ALTER TABLE tests."{t}_base" RENAME TO {t}']
@@ -478,20 +479,38 @@ FAIL_CASES = [
         ("products", "Created_At"),
     ),
     FailCase(
-        "column dropped",
+        "column dropped",  # bronze keeps it (NULL in the rows written since); the event log says so
         "warehouses",
         ['ALTER TABLE tests.{t} DROP COLUMN "Opened_On"'],
         ['ALTER TABLE tests.{t} ADD COLUMN "Opened_On" date'],
-        "failed",
-        ("warehouses", "Opened_On"),
+        "completed",
+        settled=True,
     ),
     FailCase(
-        "column type changed",
+        "column type changed to another type",
         "warehouses",
         ['ALTER TABLE tests.{t} ALTER COLUMN "Capacity" TYPE text'],
         ['ALTER TABLE tests.{t} ALTER COLUMN "Capacity" TYPE integer USING "Capacity"::integer'],
         "failed",
-        ("warehouses", "Capacity"),
+        ("bz_warehouses", "Capacity"),
+        settled=True,
+    ),
+    FailCase(
+        "column type narrowed",
+        "products",
+        ['ALTER TABLE tests.{t} ALTER COLUMN "Unit_Cost" TYPE numeric(10,2)'],
+        ['ALTER TABLE tests.{t} ALTER COLUMN "Unit_Cost" TYPE numeric(12,2)'],
+        "failed",
+        ("bz_products", "Unit_Cost", "decimal(12,2)", "decimal(10,2)"),
+        settled=True,
+    ),
+    FailCase(
+        "column type widened",  # Delta's type widening takes it
+        "warehouses",
+        ['ALTER TABLE tests.{t} ALTER COLUMN "Capacity" TYPE bigint'],
+        ['ALTER TABLE tests.{t} ALTER COLUMN "Capacity" TYPE integer'],
+        "completed",
+        settled=True,
     ),
     FailCase(
         "table renamed",
@@ -545,6 +564,8 @@ def test_update_fails_clearly_or_completes(
     monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
     pii.reset_keys()
     pg_server = pg_seeded
+    if case.settled:
+        assert table_update(spark, case.table, tmp_path / "s").ok
     with pg_server.connect(autocommit=True) as conn:
         before = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(declared(case.table).ident())
@@ -604,6 +625,61 @@ def test_a_column_the_source_adds_reaches_a_snapshot_table(
     assert "`Region` string" in warned.first().message and f"bz_{table}" in warned.first().message
 
 
+@pytest.mark.parametrize(
+    ("table", "mode"),
+    [
+        ("products", "rescue"),
+        ("warehouses", "rescue"),
+        ("stock_levels", "rescue"),
+        ("products", "fail"),
+        ("stock_levels", "fail"),
+    ],
+)
+def test_schema_evolution_rescue_and_fail(
+    table: str, mode: str, spark: Any, pg_seeded: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`schema_evolution: rescue` keeps the columns the source added in `_rescued_data` (a JSON object;
+    encrypted in a table holding PII) without changing the table's schema; `fail` fails the update naming
+    the column and the setting, writing nothing. Snapshot and captured tables alike."""
+    from inventory_bronze.secrets import env_var_for
+
+    monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
+    pii.reset_keys()
+    config_path = _write(tmp_path, lambda d: d["tables"][table].update(schema_evolution=mode))
+    if bronze.table_config(table).pattern.uses_capture:
+        bronze.ensure_capture()
+    storage = tmp_path / "s"
+    assert table_update(spark, table, storage, config_path).ok
+    target_path = storage / "tables" / f"bz_{table}"
+    versions = sorted(p.name for p in (target_path / "_delta_log").glob("*.json"))
+    key = declared(table).primary_key[0]
+    with pg_seeded.connect(autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE tests.{table} ADD COLUMN "Region" text')
+        try:
+            changed = conn.execute(
+                f'UPDATE tests.{table} SET "Region" = \'north\' WHERE "{key}" IN '
+                f'(SELECT "{key}" FROM tests.{table} ORDER BY 1 LIMIT 2) RETURNING "{key}"'
+            ).fetchall()
+            result = table_update(spark, table, storage, config_path)
+        finally:
+            conn.execute(f'ALTER TABLE tests.{table} DROP COLUMN "Region"')
+    if mode == "fail":
+        assert not result.ok
+        assert "Region" in str(result.error) and "schema_evolution: fail" in str(result.error)
+        assert sorted(p.name for p in (target_path / "_delta_log").glob("*.json")) == versions
+        return
+    assert result.ok, result.error
+    target = spark.read.format("delta").load(str(target_path))
+    if "__END_AT" in target.columns:
+        target = target.where("__END_AT IS NULL")
+    assert "Region" not in target.columns
+    rescued = {r[0]: r[1] for r in target.select(key, "_rescued_data").collect()}
+    if bronze.table_config(table).pii:
+        rescued = {k: v and pii.decrypt_value(table, "_rescued_data", v) for k, v in rescued.items()}
+    assert {k for k, v in rescued.items() if v is not None} == {k for (k,) in changed}
+    assert {v for v in rescued.values() if v is not None} == {'{"Region":"north"}'}
+
+
 # -------------------------------------------------------------------------------- configuration cases
 def _write(tmp_path: Path, mutate: Callable[[dict], None]) -> Path:
     data = yaml.safe_load(config.DEFAULT_PATH.read_text())
@@ -628,6 +704,11 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], None], str]] = [
         "tables.orders.schedule",
     ),
     ("empty keys", lambda d: d["tables"]["orders"].update(keys=[]), "tables.orders.keys"),
+    (
+        "unknown schema evolution mode",
+        lambda d: d["tables"]["orders"].update(schema_evolution="merge"),
+        "tables.orders.schema_evolution",
+    ),
     (
         "SQL in a table name",
         lambda d: d["tables"].update({"orders; DROP TABLE x": d["tables"]["orders"]}),

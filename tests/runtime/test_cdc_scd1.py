@@ -205,14 +205,14 @@ def test_a_column_the_source_adds_is_added_to_the_target(spark, tmp_path):
     h.run(f)
     grown = spark.createDataFrame([(2, "b2", "y", "U", 2, "shelf-2")], SCHEMA + ", shelf STRING")
     grown.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true").save(h.source())
-    added: list[list[str]] = []
+    changes: list = []
     ctx = h.context(f)
-    ctx.on_columns_added = added.append
+    ctx.on_schema_change = changes.append
     from localdlt import cdc
 
     cdc.run_cdc_flow(ctx)
     assert h.columns() == ["id", "name", "city", "seq", "shelf"]
     assert h.rows() == [(1, "a1", "x", 1, None), (2, "b2", "y", 2, "shelf-2")]
-    assert added == [["`shelf` string"]]
+    assert [(c.added, c.widened, c.missing) for c in changes] == [(["`shelf` string"], [], [])]
     h.run(f)  # nothing more to add
     assert h.columns() == ["id", "name", "city", "seq", "shelf"]

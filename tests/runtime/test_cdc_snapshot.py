@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal as D
+
 import pytest
 
 from localdlt.cdc.common import delta_exists
@@ -205,3 +207,74 @@ def test_the_last_snapshot_of_earlier_versions_state_table_is_still_read(spark, 
     h.run(h.snapshot_flow(source=source, keys=["id"]))
     assert calls == [2, 3]
     assert (tmp_path / "storage" / "system" / "state" / "target" / "snapshot.json").exists()
+
+
+def _changing_source(spark, snapshots):
+    """A function source giving `snapshots` ((rows, schema) per version 1, 2, ...) one per update."""
+
+    def source(latest):
+        nxt = 1 if latest is None else latest + 1
+        return None if nxt > len(snapshots) else (spark.createDataFrame(*snapshots[nxt - 1]), nxt)
+
+    return source
+
+
+def _run_reporting(h, f):
+    changes: list = []
+    ctx = h.context(f)
+    ctx.on_schema_change = changes.append
+    from localdlt import cdc
+
+    cdc.run_snapshot_flow(ctx)
+    return [(c.added, c.widened, c.missing_names) for c in changes if c.added or c.widened or c.missing]
+
+
+_GROWN = "id INT, qty BIGINT, price DECIMAL(9,2), shelf STRING"
+
+
+@pytest.mark.parametrize("scd", [1, 2])
+def test_the_target_follows_a_snapshot_that_widens_adds_and_drops_columns(spark, tmp_path, scd):
+    """Delta's type widening (int -> bigint, decimal(5,2) -> decimal(9,2)) and an added column are applied
+    to the target before the snapshot is merged; a column the snapshot no longer has is kept (rows already
+    held keep their value) and reported."""
+    h = CdcHarness(spark, tmp_path, "id INT, qty INT, price DECIMAL(5,2), gone STRING")
+    source = _changing_source(
+        spark,
+        [
+            ([(1, 5, D("1.5"), "g")], "id INT, qty INT, price DECIMAL(5,2), gone STRING"),
+            ([(1, 2**40, D("1.5"), "s1"), (2, 7, D("1234.5"), "s2")], _GROWN),
+            ([(1, 2**40, D("1.5"), "s1"), (2, 8, D("1234.5"), "s2")], _GROWN),
+        ],
+    )
+    f = h.snapshot_flow(source=source, keys=["id"], stored_as_scd_type=scd)
+    first, *later = _run_reporting(h, f)  # versions 1 to 3: the target changes at version 2
+    assert first == (
+        ["`shelf` string"],
+        ["`qty` int -> bigint", "`price` decimal(5,2) -> decimal(9,2)"],
+        ["gone"],
+    )
+    assert later == [([], [], ["gone"])]  # still not written (the executor reports it once)
+    target = spark.read.format("delta").load(h.target_path)
+    assert [(x.name, x.dataType.simpleString()) for x in target.schema.fields if "__" not in x.name] == [
+        ("id", "int"),
+        ("qty", "bigint"),
+        ("price", "decimal(9,2)"),
+        ("gone", "string"),
+        ("shelf", "string"),
+    ]
+    current = target.where("__END_AT IS NULL") if scd == 2 else target
+    assert sorted((r.id, r.qty, float(r.price), r.shelf) for r in current.collect()) == [
+        (1, 2**40, 1.5, "s1"),
+        (2, 8, 1234.5, "s2"),
+    ]
+    assert {r.id: r.gone for r in current.collect()}[2] is None
+    assert _run_reporting(h, f) == []  # no new snapshot: nothing to change
+
+
+def test_a_narrowed_column_fails_naming_it_and_writes_nothing(spark, tmp_path):
+    h = CdcHarness(spark, tmp_path, "id INT, qty BIGINT")
+    source = _changing_source(spark, [([(1, 5)], "id INT, qty BIGINT"), ([(1, 6)], "id INT, qty INT")])
+    f = h.snapshot_flow(source=source, keys=["id"])
+    with pytest.raises(FlowError, match=r"Column 'qty' of 'target' is bigint, but flow 'f' now writes int"):
+        h.run(f)  # version 1 applied, version 2 refused
+    assert h.rows() == [(1, 5)]

@@ -460,6 +460,46 @@ def test_dropped_slot_gives_a_clear_error_and_recovery(cdc, pg_server, capture_t
     assert names.slot in text and "does not exist" in text and "capture setup --table tests.cap_drop" in text
 
 
+def test_a_table_that_changes_while_its_stream_runs_stops_it_and_nothing_is_lost(
+    cdc, pg_server, capture_table, tmp_path: Path
+) -> None:
+    """The stream's schema is the table's when the query is defined. A column dropped before that: the
+    earlier changes are decoded without it. A column added, or a type changed, after that: the stream
+    stops before the batch, naming the columns; a query defined again takes the changes with the new
+    schema from the same checkpoint, none lost or doubled."""
+    names = capture_table("cap_drift", '"Id" integer PRIMARY KEY, "Qty" integer, "Old" text')
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute("INSERT INTO tests.cap_drift VALUES (1, 1, 'a')")
+        conn.execute('ALTER TABLE tests.cap_drift DROP COLUMN "Old"')
+    checkpoint, sink = tmp_path / "ck", tmp_path / "sink"
+    reader = cdc.readStream.format("pgcdc").option("table", names.table).option("secretsFile", secrets_file())
+    defined = reader.option("snapshot", "false").load()  # the schema is read now: Id, Qty integer
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute('ALTER TABLE tests.cap_drift ADD COLUMN "Shelf" text')
+        conn.execute('ALTER TABLE tests.cap_drift ALTER COLUMN "Qty" TYPE bigint')
+        conn.execute("INSERT INTO tests.cap_drift VALUES (2, 5000000000, 's')")
+    query = (
+        defined.writeStream.format("delta")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start(str(sink))
+    )
+    with pytest.raises(Exception) as stopped:
+        query.awaitTermination(180)
+    text = str(stopped.value)
+    assert "tests.cap_drift changed while its stream ran: Qty (int -> bigint), Shelf (new)" in text, text
+    assert not (sink / "_delta_log").exists() or spark_rows(cdc, sink) == []
+    rows = run_available_now(cdc, names.table, checkpoint, sink, snapshot="false")
+    assert [(r["_op"], r["Id"], r["Qty"], r["Shelf"]) for r in rows] == [
+        ("insert", 1, 1, None),
+        ("insert", 2, 5000000000, "s"),
+    ]
+
+
+def spark_rows(spark: Any, path: Path) -> list[dict]:
+    return [r.asDict() for r in spark.read.format("delta").load(str(path)).collect()]
+
+
 def test_replica_identity_is_checked(pg_server, capture_table) -> None:
     from inventory_bronze.source.capture_errors import ReplicaIdentityError
 

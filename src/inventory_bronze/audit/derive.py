@@ -370,28 +370,55 @@ def audit_expectations(
     )
 
 
-SCHEMA_CHANGE_KEYS = ["event_id"]
+SCHEMA_CHANGE_KEYS = ["event_id", "change"]
+#: the kinds of schema change a `schema_change` event reports, and its detail holding their columns
+_SCHEMA_CHANGE_KINDS = {
+    "columns_added": "added_columns",
+    "columns_widened": "widened_columns",
+    "columns_removed": "removed_columns",
+}
 
 
 def schema_changes(
     events: DataFrame, targets: Mapping[str, str], only_updates: DataFrame | None = None
 ) -> DataFrame:
-    """`bz_audit_schema_changes`: one row per `schema_change` event of a bronze table (a column its source
-    added, which the pipeline took): when, which update, which columns (`name type`)."""
-    changes = events.where(F.col("event_type") == "schema_change").select(
-        F.col("id").alias("event_id"),
-        F.col("origin.update_id").alias("update_id"),
-        F.col("origin.pipeline_name").alias("pipeline_name"),
-        _short(F.col("origin.dataset_name")).alias("target_table"),
-        F.col("timestamp").alias("changed_at"),
-        F.lit("columns_added").alias("change"),
-        F.from_json(_detail("$.schema_change.added_columns"), "array<string>").alias("columns"),
-        F.col("level"),
-        F.col("message"),
+    """`bz_audit_schema_changes`: per `schema_change` event of a bronze table or change archive (its schema
+    followed its source), one row per kind of change (`columns_added` `name type`, `columns_widened` `name old -> new`,
+    `columns_removed`: kept, no longer written by the source): when, which update, which columns."""
+    kinds = F.array(
+        *[
+            F.struct(
+                F.lit(kind).alias("change"),
+                F.coalesce(
+                    F.from_json(_detail(f"$.schema_change.{detail}"), "array<string>"),
+                    F.array().cast("array<string>"),
+                ).alias("columns"),
+            )
+            for kind, detail in _SCHEMA_CHANGE_KINDS.items()
+        ]
+    )
+    changes = (
+        events.where(F.col("event_type") == "schema_change")
+        .select(
+            F.col("id").alias("event_id"),
+            F.col("origin.update_id").alias("update_id"),
+            F.col("origin.pipeline_name").alias("pipeline_name"),
+            _short(F.col("origin.dataset_name")).alias("target_table"),
+            F.col("timestamp").alias("changed_at"),
+            F.explode(kinds).alias("kind"),
+            F.col("level"),
+            F.col("message"),
+        )
+        .where(F.size("kind.columns") > 0)
+        .select("*", "kind.change", "kind.columns")
+        .drop("kind")
     )
     if only_updates is not None:
         changes = changes.join(only_updates.select("update_id").distinct(), "update_id", "left_semi")
-    return changes.join(_targets_frame(events, targets), "target_table").select(
+    # a captured table's change archive follows the source first (a dropped column shows there: the AUTO
+    # CDC target reads the archive, which keeps the column)
+    archives = {f"{target}_changes": source for target, source in targets.items()}
+    return changes.join(_targets_frame(events, {**targets, **archives}), "target_table").select(
         "event_id",
         "update_id",
         "pipeline_name",

@@ -282,12 +282,18 @@ def build_html(spark: Any, storage: Path) -> str:
     )
     changes = location.read(spark, SCHEMA_CHANGES)
     changed = [
-        [r.changed_at, r.target_table, r.update_id[:8], ", ".join(r.columns or [])]
-        for r in (changes.orderBy("changed_at").collect() if changes is not None else [])
+        [
+            r.changed_at,
+            r.target_table,
+            r.update_id[:8],
+            r.change.replace("columns_", ""),
+            ", ".join(r.columns or []),
+        ]
+        for r in (changes.orderBy("changed_at", "change").collect() if changes is not None else [])
     ]
     sections.append(
         "<h2>Source schema changes bronze followed</h2>"
-        + _table(["when", "table", "update", "columns added"], changed, "changes")
+        + _table(["when", "table", "update", "change", "columns"], changed, "changes")
     )
     sections.append("<h2>Pipeline graph (last update, rows written)</h2>" + "".join(_graphs(spark, storage)))
     return PAGE.replace("%BODY%", "\n".join(sections))

@@ -8,8 +8,8 @@ Tables: `bz_audit_log` (one row per bronze table per update, MERGE on (update_id
 `bz_audit_expectations` (one row per expectation per table per update, MERGE on (update_id, target_table,
 expectation)), `bz_reconciliation` (appended by `run`/`demo` and the hourly job's `reconcile` task after
 they reconcile: source vs bronze per table, tagged with the update of the table's pipeline it checked) and
-`bz_audit_schema_changes` (one row per `schema_change` event: a column the source added that a bronze table
-took; MERGE on the event id).
+`bz_audit_schema_changes` (per `schema_change` event, one row per kind of change a bronze table's schema
+took from its source: columns added, widened, or no longer written; MERGE on the event id and the kind).
 """
 
 from __future__ import annotations

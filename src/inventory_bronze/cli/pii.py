@@ -99,13 +99,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     rotate = pii_sub.add_parser(
         "rotate",
-        help="re-encrypt and re-hash every PII table of a local storage under the new key (resumable)",
+        help="re-encrypt and re-hash every PII table (local storage or catalog) under the new key (resumable)",
         description="Rotate the PII key over the pipelines' storage: every dataset holding PII (bronze table, "
         "quarantine, change archive) that recorded the old key is rewritten in one commit per table, its PII "
         "columns decrypted with the old key and protected with the new one, then records the new key's "
         "fingerprint. Streams reading the tables do not take the rows again. Interrupted, run it again: done "
         "tables are skipped. Run it while no update runs. Put the old key under a second secret name first "
-        "and the new one under KPiiEncryptionKey (docs/pii.md, rotation).",
+        "and the new one under KPiiEncryptionKey (docs/pii.md, rotation). On Databricks, --catalog and "
+        "--schema name where the pipelines publish (stop them first).",
         epilog=_EPILOG,
     )
     rotate.add_argument(
@@ -114,6 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_STORAGE,
         help=f"the pipelines' storage, as given to `run` (default {DEFAULT_STORAGE})",
     )
+    rotate.add_argument(
+        "--catalog", help="catalog the pipelines publish to (with --schema), instead of --storage"
+    )
+    rotate.add_argument("--schema", help="schema the pipelines publish to (with --catalog)")
     rotate.add_argument(
         "--from-secret",
         required=True,
@@ -217,13 +222,20 @@ def _fingerprint(args: argparse.Namespace) -> int:
 
 def _rotate(args: argparse.Namespace) -> int:
     from inventory_bronze import config, pii
-    from inventory_bronze.pii_rotation import rotate
+    from inventory_bronze.errors import ConfigError
+    from inventory_bronze.pii_rotation import catalog_datasets, local_datasets, rotate
     from localdlt.session import get_spark
 
+    if bool(args.catalog) != bool(args.schema):
+        raise ConfigError("--catalog and --schema go together (where the pipelines publish)")
     old, new = pii.load_keys(args.from_secret), pii.load_keys(args.secret)
     cfg = config.load(args.config, check_source=False)
     spark = get_spark("inventory-bronze")
-    done = rotate(spark, args.storage, cfg, old, new, progress=lambda line: print(line, flush=True))
+    if args.catalog:
+        datasets = catalog_datasets(spark, f"{args.catalog}.{args.schema}", cfg)
+    else:
+        datasets = local_datasets(args.storage, cfg)
+    done = rotate(spark, datasets, cfg, old, new, progress=lambda line: print(line, flush=True))
     rows = sum(r.rows for r in done)
     print(f"{len(done)} table(s) under key {new.fingerprint} now; {rows:,} rows re-encrypted")
     return 0

@@ -16,6 +16,9 @@ Options (all optional except `table`):
 | snapshot           | true                    | first batch = the table's rows (`_op` = 'snapshot')     |
 | maxChangesPerBatch | 100000                  | upper bound of changes decoded per micro-batch           |
 | reconnectTimeout   | 60                      | seconds to keep retrying a refused connection            |
+| schemaChanges      | fail                    | `fail`: stop when the table gains a column or changes a  |
+|                    |                         | column's type after the stream's schema was read (below);|
+|                    |                         | `ignore`: keep the stream's schema (a given schema)      |
 | urlSecret, userSecret, passwordSecret | KConnectionString, KUser, KPassword | secret names |
 | secretScope, keyVaultUrl, secretsFile | environment  | settings of the secrets chain          |
 | url, user, password | -                        | resolved values instead of secret names (below)  |
@@ -37,6 +40,11 @@ large TOAST-able columns, or use a merge driven by `_unchanged_cols` where that 
 Deletes carry the replica identity (the primary key, or every column with REPLICA IDENTITY FULL); a
 truncate is one row with only the metadata set. An update that changes the primary key is emitted as a
 delete of the old key followed by an insert of the new one.
+
+Schema changes: the stream's schema is the table's when the query is defined. A column the table gains
+later, or a column whose type changes, would not fit it: the stream fails (`schemaChanges` = fail) with an
+error naming the columns before the batch holding such a change is planned, so nothing is lost; the next
+query reads the new schema and those changes again. A column the table drops is NULL in later changes.
 
 Snapshot consistency: the first batch holds the table's rows read in one REPEATABLE READ transaction at a
 moment T after the slot's position C (`_lsn` = C, `_seq` below every change of the stream), plus the
@@ -70,7 +78,12 @@ from pyspark.sql.types import StructType
 
 from inventory_bronze.secrets import SourceConnection
 from inventory_bronze.source.capture_connection import connection_from_options, lower_keys, open_connection
-from inventory_bronze.source.capture_errors import CaptureConfigError, DecodeError, SlotInvalidatedError
+from inventory_bronze.source.capture_errors import (
+    CaptureConfigError,
+    CaptureSchemaChanged,
+    DecodeError,
+    SlotInvalidatedError,
+)
 from inventory_bronze.source.capture_pgoutput import (
     UNCHANGED,
     Change,
@@ -93,6 +106,7 @@ from inventory_bronze.source.capture_types import (
     convert_value,
     converter_for_field,
     spark_schema,
+    spark_type_for,
 )
 
 if TYPE_CHECKING:  # psycopg is imported where used: executors that only hand on rows never load it
@@ -142,6 +156,7 @@ class CaptureSettings:
     snapshot: bool
     max_changes: int
     reconnect_timeout_s: float
+    fail_on_schema_change: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> CaptureSettings:
@@ -156,7 +171,14 @@ class CaptureSettings:
             _flag(options, "snapshot", True),
             _int(options, "maxChangesPerBatch", DEFAULT_MAX_CHANGES),
             float(_int(options, "reconnectTimeout", 60)),
+            _schema_changes(options.get("schemachanges", "fail")),
         )
+
+
+def _schema_changes(raw: str) -> bool:
+    if raw.lower() not in ("fail", "ignore"):
+        raise CaptureConfigError(f"Option 'schemaChanges' must be fail or ignore, not {raw!r}.")
+    return raw.lower() == "fail"
 
 
 def seq_of(commit_lsn: int, position: int, table: str) -> int:
@@ -379,6 +401,7 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._buffer: ChangeBuffer | None = None
         self._stop_at: int | None = None
         self._last_end: dict | None = None
+        self._relations_seen: set[Relation] = set()
 
     # -- connection with retries (a server restart must not lose the stream) --
 
@@ -480,7 +503,42 @@ class PgCdcStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._buffer
 
     def _rows_of(self, txn: Transaction) -> list[tuple]:
+        if self.settings.fail_on_schema_change:
+            for change in txn.changes:
+                relation = change.relation
+                if relation is not None and relation not in self._relations_seen:
+                    if _is_target(relation, self.schema_name, self.table):
+                        self._check_relation(relation)
+                    self._relations_seen.add(relation)
         return change_rows(txn, self.builder, self.schema_name, self.table)
+
+    def _check_relation(self, relation: Relation) -> None:
+        """Fail when a change carries a column, or a column type, the table took after the stream's schema
+        was read (the catalog has it now). A relation from before the schema was read (a column dropped or
+        retyped since) is decoded with the stream's schema. Runs on the stream's decoding thread."""
+        fields = {f.name: f.dataType for f in self.builder.data_fields}
+        odd = [
+            c
+            for c in relation.columns
+            if c.name not in fields or spark_type_for(c.type_oid, c.typmod)[0] != fields[c.name]
+        ]
+        if not odd:
+            return
+        with open_connection(self.source, retry_for_s=self.settings.reconnect_timeout_s) as conn:
+            now = {c.name: c.spark_type for c in catalog_columns(conn, self.schema_name, self.table)}
+        changed = [
+            f"{c.name} (new)"
+            if c.name not in fields
+            else f"{c.name} ({fields[c.name].simpleString()} -> {now[c.name].simpleString()})"
+            for c in odd
+            if c.name in now and now[c.name] != fields.get(c.name)
+        ]
+        if changed:
+            raise CaptureSchemaChanged(
+                f"{self.names.table} changed while its stream ran: {', '.join(changed)}. Run the update again: "
+                "its stream reads the new schema and these changes again (nothing was lost: the slot keeps "
+                "them)."
+            )
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
         self._check_offset(start)

@@ -28,3 +28,7 @@ class SlotInvalidatedError(CaptureError):
 
 class DecodeError(CaptureError):
     """A pgoutput message could not be decoded, or a value could not be converted to its Spark type."""
+
+
+class CaptureSchemaChanged(CaptureError):
+    """The captured table gained a column, or changed a column's type, after the stream's schema was read."""

@@ -19,6 +19,7 @@ from localdlt.cdc import common
 from localdlt.cdc.scd1 import Scd1
 from localdlt.cdc.scd2 import Scd2
 from localdlt.cdc.snapshot import run_snapshot_flow, snapshot_target_schema
+from localdlt.errors import FlowError
 from localdlt.graph import CdcSpec
 from localdlt.metrics import FlowMetrics
 
@@ -44,12 +45,13 @@ def run_cdc_flow(ctx: Any) -> None:
     def prepare() -> None:  # hidden state set up (and tombstones collected) only when a batch will run
         try:
             with lock:  # other flows into the target may be applying batches
-                added = common.add_new_columns(ctx.spark, ctx.target_path, common.cdc_target_schema(spec, df))
+                # the target follows its source's schema (a column it no longer has is kept, as in a MERGE)
+                ctx.evolve_target(common.cdc_target_schema(spec, df), keep=frozenset(common.RESERVED))
                 engine.prepare(df)
+        except FlowError:
+            raise
         except Exception as err:
             raise ctx.flow_error(err) from None
-        if added:
-            ctx.on_columns_added(added)
 
     def batch_fn(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         with lock:

@@ -231,19 +231,6 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
         return False
 
 
-def add_new_columns(spark: SparkSession, path: str, wanted: StructType) -> list[str]:
-    """AUTO CDC follows a source that added columns: the fields of `wanted` that the Delta table at `path`
-    lacks are added to it (NULL in the rows it holds), before the flow applies a batch that carries them.
-    Returns their DDL (`name type`), empty when nothing was missing."""
-    have = {f.name.lower() for f in spark.read.format("delta").load(path).schema.fields}
-    missing = [
-        f"{quote(f.name)} {f.dataType.simpleString()}" for f in wanted.fields if f.name.lower() not in have
-    ]
-    if missing:
-        spark.sql(f"ALTER TABLE delta.{quote(path)} ADD COLUMNS ({', '.join(missing)})")
-    return missing
-
-
 def ensure_table(spark: SparkSession, path: str, schema: StructType) -> None:
     """Create an empty hidden-state Delta table (deletion vectors on: merges touch few rows)."""
     if delta_exists(spark, path):

@@ -44,7 +44,7 @@ class Scd2:
         events, _ = c.prepare_events(self.spec, source_df, self.flow)
         schema = StructType([f for f in events.schema.fields])
         c.ensure_table(self.ctx.spark, self.events_path, schema)
-        c.add_new_columns(self.ctx.spark, self.events_path, schema)  # the source added columns
+        self.ctx.evolve_target(schema, path=self.events_path)  # the source added or widened columns
 
     def apply(self, batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         spark = batch_df.sparkSession

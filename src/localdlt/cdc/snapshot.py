@@ -222,7 +222,8 @@ class SnapshotFlow:
             )
 
     def _ensure_target(self, spark: SparkSession, snap: DataFrame, version: Any) -> None:
-        """A function source's target is shaped by its first snapshot (and widened by new columns)."""
+        """A function source's target is shaped by its first snapshot; a target follows the snapshot's
+        schema (localdlt.schema_evolution; a column the snapshot no longer has is kept, as in a MERGE)."""
         path = self.ctx.target_path
         fields = list(snap.schema.fields)
         if int(self.spec.stored_as_scd_type) == 2:
@@ -232,9 +233,7 @@ class SnapshotFlow:
         if not c.delta_exists(spark, path):
             spark.createDataFrame([], schema).write.format("delta").mode("ignore").save(path)
             return
-        added = c.add_new_columns(spark, path, schema)
-        if added:
-            self.ctx.on_columns_added(added)
+        self.ctx.evolve_target(schema, keep=frozenset(c.RESERVED))
 
     def _values(self, snap: DataFrame) -> list[str]:
         return [x for x in snap.columns if x not in self.keys]
