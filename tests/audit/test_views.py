@@ -161,3 +161,16 @@ def test_dashboard_queries_run_on_the_audit_tables(spark: Any, tiny: dict[str, A
     # a query naming anything but the audit tables fails here
     with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
         spark.sql("SELECT * FROM bz_items").collect()
+
+
+def test_pass_rate_charts_are_scaled_to_their_data() -> None:
+    """A rule passing 96 % of the rows must not look like one passing all of them: the y axis starts just
+    below the lowest figure (0 only when the figures span most of the range)."""
+    from inventory_bronze.audit.report import line_chart
+
+    svg = line_chart("t", ["u1", "u2"], {"rule": [96.0, 100.0]})
+    assert 'data-y-min="94"' in svg
+    ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
+    plot_height = 220 - 28 - 12
+    assert ys[0] - ys[1] > plot_height * 0.5  # 96 % sits well below 100 %
+    assert 'data-y-min="0"' in line_chart("t", ["u1", "u2"], {"rule": [10.0, 100.0]})

@@ -47,26 +47,39 @@ def _legend(names: list[str]) -> str:
     return f'<div class="legend">{items}</div>'
 
 
+def y_floor(values: list[float], top: float = 100.0) -> float:
+    """The lowest y of a chart of `values` (up to `top`): 0 for wide ranges, else a round value a little
+    below the lowest one, so that a 96 % rule does not sit on the 100 % line."""
+    low = min(values, default=top)
+    span = top - low
+    for step in (1, 2, 5, 10, 20, 25):
+        if span <= 3 * step:
+            return max(0.0, (low // step - 1) * step)
+    return 0.0
+
+
 def line_chart(title: str, xs: list[str], series: dict[str, list[float | None]], y_max: float = 100.0) -> str:
-    """Lines over the updates `xs` (one point per update; None = no figure), y from 0 to y_max."""
+    """Lines over the updates `xs` (one point per update; None = no figure), y from just below the lowest
+    figure (see y_floor) to y_max."""
     w, h, left, bottom, top = 640, 220, 44, 28, 12
     pw, ph = w - left - 36, h - bottom - top  # room on the right for the last label
     step = pw / max(1, len(xs) - 1)
+    y_min = y_floor([y for ys in series.values() for y in ys if y is not None], y_max)
 
     def pos(i: int, y: float) -> tuple[float, float]:
-        return left + (i * step if len(xs) > 1 else pw / 2), top + ph - (y / y_max) * ph
+        return left + (i * step if len(xs) > 1 else pw / 2), top + ph - (y - y_min) / (y_max - y_min) * ph
 
     parts = [
-        f'<svg class="chart" data-kind="line" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">'
+        f'<svg class="chart" data-kind="line" data-y-min="{y_min:g}" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" role="img">'
     ]
-    for tick in range(0, 101, 25):
-        y = top + ph - tick / 100 * ph
+    for k in range(5):
+        value = y_min + (y_max - y_min) * k / 4
+        y = top + ph - k / 4 * ph
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{tick * y_max / 100:g}</text>'
-        )
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{value:g}</text>')
     for i, x in enumerate(xs):
-        px, _ = pos(i, 0)
+        px, _ = pos(i, y_min)
         parts.append(f'<text x="{px:.1f}" y="{h - 8}" class="tick" text-anchor="middle">{_e(x)}</text>')
     for n, (name, ys) in enumerate(series.items()):
         points = [(pos(i, y), y) for i, y in enumerate(ys) if y is not None]

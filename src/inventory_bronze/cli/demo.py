@@ -164,9 +164,16 @@ def _demo(args: argparse.Namespace) -> int:
     from localdlt.session import get_spark
 
     _print_quality(get_spark(), args.storage)
+    from inventory_bronze.audit.report import write_report
+
+    report = write_report(
+        get_spark(), args.storage, args.storage / "audit" / "report.html", derive_first=False
+    )
     print("\nwhere things are:")
     print(f"  bronze tables: {args.storage}/<pipeline>/tables/bz_*")
     print(f"  event logs:    {args.storage}/<pipeline>/system/events")
+    print(f"  audit tables:  {args.storage}/audit/bz_audit_*")
+    print(f"  report:        {report.resolve()}  (open it in a browser: file://{report.resolve()})")
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     print(f"total {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
