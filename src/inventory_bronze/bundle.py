@@ -25,24 +25,22 @@ import glob
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# The ten bronze tables; a pipeline covers `bz_<table>` when one of its library files is `bz_<table>.py`.
-BRONZE_TABLES = (
-    "bz_products",
-    "bz_suppliers",
-    "bz_warehouses",
-    "bz_customers",
-    "bz_inventory",
-    "bz_orders",
-    "bz_order_details",
-    "bz_shipments",
-    "bz_returns",
-    "bz_stock_levels",
-)
+from inventory_bronze import config
+
+
+@lru_cache(maxsize=1)
+def bronze_tables() -> tuple[str, ...]:
+    """The bronze tables conf/tables.yml declares (`bz_<table>`); a pipeline covers one when one of its
+    library files is `bz_<table>.py`."""
+    return tuple(config.target_name(t) for t in config.load(check_source=False).tables)
+
+
 HOURLY_JOB = "inventory_bronze_hourly"
 TIMEZONE = "Asia/Kolkata"
 
@@ -86,7 +84,7 @@ class PipelineSpec:
 
     def tables(self) -> list[str]:
         """The bronze tables this pipeline's library files define (`bz_<table>.py` file names)."""
-        return sorted({p.stem for p in self.libraries if p.stem in BRONZE_TABLES})
+        return sorted({p.stem for p in self.libraries if p.stem in bronze_tables()})
 
 
 @dataclass(frozen=True)
@@ -627,7 +625,7 @@ def _check_pipelines(bundle: Bundle) -> list[str]:
 
 
 def _check_coverage(bundle: Bundle) -> list[str]:
-    owners: dict[str, list[str]] = {table: [] for table in BRONZE_TABLES}
+    owners: dict[str, list[str]] = {table: [] for table in bronze_tables()}
     for spec in bundle.pipelines.values():
         for table in spec.tables():
             owners[table].append(spec.key)

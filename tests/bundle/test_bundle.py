@@ -19,9 +19,9 @@ from jsonschema import validators
 from jsonschema.exceptions import ValidationError
 
 from inventory_bronze.bundle import (
-    BRONZE_TABLES,
     HOURLY_JOB,
     BundleError,
+    bronze_tables,
     bundle_files,
     check_references,
     is_hourly,
@@ -37,7 +37,7 @@ USER = "jane.doe@example.com"
 
 # the pipelines' table split (docs/deploy.md): streaming CDC tables in the continuous pipeline
 CDC_TABLES = ("bz_inventory", "bz_orders", "bz_order_details")
-BATCH_TABLES = tuple(t for t in BRONZE_TABLES if t not in CDC_TABLES)
+BATCH_TABLES = tuple(t for t in bronze_tables() if t not in CDC_TABLES)
 
 CONFIG_KEYS = {
     "bundle.sourcePath",
@@ -203,7 +203,7 @@ def test_unknown_target_is_an_error_naming_the_targets() -> None:
 def test_bronze_tables_are_the_source_schema_tables() -> None:
     from inventory_bronze.source.schema import TABLES
 
-    assert set(BRONZE_TABLES) == {f"bz_{t.name}" for t in TABLES}
+    assert set(bronze_tables()) == {f"bz_{t.name}" for t in TABLES}
     assert set(CDC_TABLES) == {f"bz_{t.name}" for t in TABLES if t.ingestion == "streaming"}
 
 

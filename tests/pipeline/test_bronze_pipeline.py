@@ -14,18 +14,7 @@ from inventory_bronze import bronze, pii, pii_tables
 from inventory_bronze.config import target_name
 from inventory_bronze.errors import PiiProtectionError
 
-TABLES = [
-    "products",
-    "suppliers",
-    "warehouses",
-    "customers",
-    "inventory",
-    "orders",
-    "order_details",
-    "shipments",
-    "returns",
-    "stock_levels",
-]
+TABLES = list(bronze.configuration().tables)  # the ten tables conf/tables.yml declares
 
 
 @pytest.fixture
