@@ -33,8 +33,10 @@ from inventory_bronze.config import BronzeConfig, PiiTreatment
 from inventory_bronze.errors import PiiProtectionError
 from inventory_bronze.pii_tables import (
     PROPERTY,
+    catalog_properties,
     protected_datasets,
     set_properties,
+    set_table_properties,
     table_configuration,
 )
 
@@ -67,14 +69,13 @@ class PiiDataset:
     def properties(self, spark: SparkSession) -> dict[str, str]:
         if self.path is not None:
             return table_configuration(self.path, spark) or {}
-        return {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {self.name}").collect()}
+        return catalog_properties(spark, str(self.name))
 
     def set_properties(self, spark: SparkSession, properties: dict[str, str]) -> None:
         if self.path is not None:
             set_properties(spark, self.path, properties)
-            return
-        pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
-        spark.sql(f"ALTER TABLE {self.name} SET TBLPROPERTIES ({pairs})")
+        else:
+            set_table_properties(spark, str(self.name), properties)
 
     def overwrite(self, df: DataFrame) -> None:
         """All rows replaced in one commit that keeps the table's properties and clustering, marked as no

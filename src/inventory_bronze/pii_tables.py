@@ -70,8 +70,18 @@ def recorded_fingerprint(path: Path, spark: SparkSession | None = None) -> str |
 def set_properties(spark: SparkSession, path: Path, properties: dict[str, str]) -> None:
     """Set table properties of the Delta table at `path`, all in one commit."""
     quoted = str(path).replace("`", "``")
+    set_table_properties(spark, f"delta.`{quoted}`", properties)
+
+
+def set_table_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
+    """Set table properties of `table` (a catalog name or `delta.`path``), all in one commit."""
     pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
-    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({pairs})")
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+
+
+def catalog_properties(spark: SparkSession, name: str) -> dict[str, str]:
+    """The table properties of the catalog table `name`."""
+    return {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
 
 
 def _tables(storage: Path, names: list[str]) -> list[tuple[str, Path]]:
@@ -135,7 +145,7 @@ def check_published(
         qualified = f"{schema}.{name}"
         if not spark.catalog.tableExists(qualified):
             continue
-        properties = {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {qualified}").collect()}
+        properties = catalog_properties(spark, qualified)
         if properties.get(PROPERTY) not in (None, keys.fingerprint):
             others[name] = properties[PROPERTY]
     if others:

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from localdlt.cdc.common import quote
 from localdlt.errors import FlowError
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -57,10 +58,6 @@ class SchemaEvolutionError(FlowError):
     """A flow writes a column whose type its table cannot take."""
 
 
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def evolve(
     spark: SparkSession,
     path: str,
@@ -76,6 +73,7 @@ def evolve(
     current = spark.read.format("delta").load(path).schema
     have = {f.name.lower(): f for f in current.fields}
     change = SchemaChange()
+    retyped: list[tuple[str, T.DataType]] = []  # (the table's column, its wider type)
     for f in wanted.fields:
         old = have.get(f.name.lower())
         if old is None:
@@ -83,6 +81,7 @@ def evolve(
         elif old.dataType.simpleString() == f.dataType.simpleString():
             continue
         elif widens(old.dataType, f.dataType):
+            retyped.append((old.name, f.dataType))
             change.widened.append(
                 f"{quote(f.name)} {old.dataType.simpleString()} -> {f.dataType.simpleString()}"
             )
@@ -98,16 +97,12 @@ def evolve(
     change.missing = [f for f in current.fields if f.name.lower() not in wanted_names and f.name not in keep]
     if change.added:
         spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({', '.join(change.added)})")
-    if change.widened:
-        ntz = any("-> timestamp_ntz" in w for w in change.widened)  # the table must allow the type first
+    if retyped:
+        ntz = any(isinstance(t, T.TimestampNTZType) for _, t in retyped)  # the table must allow it first
         feature = ", 'delta.feature.timestampNtz' = 'supported'" if ntz else ""
         spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.enableTypeWidening' = 'true'{feature})")
-        for f in wanted.fields:
-            old = have.get(f.name.lower())
-            if old is not None and old.dataType.simpleString() != f.dataType.simpleString():
-                spark.sql(
-                    f"ALTER TABLE {table} ALTER COLUMN {quote(old.name)} TYPE {f.dataType.simpleString()}"
-                )
+        for name, wider in retyped:
+            spark.sql(f"ALTER TABLE {table} ALTER COLUMN {quote(name)} TYPE {wider.simpleString()}")
     return change
 
 

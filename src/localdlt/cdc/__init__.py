@@ -19,7 +19,6 @@ from localdlt.cdc import common
 from localdlt.cdc.scd1 import Scd1
 from localdlt.cdc.scd2 import Scd2
 from localdlt.cdc.snapshot import run_snapshot_flow, snapshot_target_schema
-from localdlt.errors import FlowError
 from localdlt.graph import CdcSpec
 from localdlt.metrics import FlowMetrics
 
@@ -48,8 +47,6 @@ def run_cdc_flow(ctx: Any) -> None:
                 # the target follows its source's schema (a column it no longer has is kept, as in a MERGE)
                 ctx.evolve_target(common.cdc_target_schema(spec, df), keep=frozenset(common.RESERVED))
                 engine.prepare(df)
-        except FlowError:
-            raise
         except Exception as err:
             raise ctx.flow_error(err) from None
 
