@@ -42,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inventory_bronze.source.capture_slot import ensure_capture
+from inventory_devkit import project
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "var" / "bench-bronze"
 GB = 1024**3
@@ -327,12 +330,12 @@ def uptime() -> str:
 
 def prepare_source(args: argparse.Namespace) -> tuple[Any, int, dict[str, int]]:
     """This benchmark's own server, freshly seeded, capture slots from now on, a PII key."""
-    from inventory_bronze import bronze, pii
+    from inventory_bronze import pii
     from inventory_bronze.secrets import env_var_for, source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import row_counts, seed_database
-    from inventory_bronze.source.server import ensure_server, server_status
+    from inventory_devkit.postgres.load import row_counts, seed_database
+    from inventory_devkit.postgres.server import ensure_server, server_status
 
     pg_dir = args.work / "pg"
     os.environ["INVENTORY_BRONZE_SECRETS_FILE"] = str(pg_dir.resolve() / "secrets.json")
@@ -340,7 +343,7 @@ def prepare_source(args: argparse.Namespace) -> tuple[Any, int, dict[str, int]]:
     pid = server_status(pg_dir).pid
     assert pid is not None
     with open_connection(source_connection()) as conn:  # a fresh source: old slots point at old data
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     started = time.perf_counter()
     seed_database(info, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate, quiet=True)
@@ -348,7 +351,7 @@ def prepare_source(args: argparse.Namespace) -> tuple[Any, int, dict[str, int]]:
         conn.execute("VACUUM ANALYZE")  # hint bits and visibility map set: every reader sees the same pages
         counts = row_counts(conn)
     print(f"seeded {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f} s ({info.url})")
-    bronze.ensure_capture()
+    ensure_capture(project.bronze_config().capture_tables)
     os.environ[env_var_for(pii.DEFAULT_KEY_SECRET)] = pii.generate_key()
     pii.reset_keys()
     return info, pid, counts
@@ -392,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
         spark.range(1).count()
 
     # --- our initial load
-    from inventory_bronze.local_run import run_pipelines
+    from inventory_devkit.local_run import run_pipelines
 
     storage = args.work / "pipelines"
     shutil.rmtree(storage, ignore_errors=True)
@@ -411,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
             seed_approach(spark, info, tables, args.work / "seed-approach")
 
     # --- incremental update after 10 k changes
-    from inventory_bronze.source.workload import run_changes
+    from inventory_devkit.postgres.workload import run_changes
 
     if not args.cdc_only:
         report = run_changes(info, count=args.changes, seed=args.seed + 1, quiet=True)
@@ -517,13 +520,13 @@ def cdc_lag(
 ) -> dict[str, list[tuple[float, float]]]:
     from cdc_monitor import CdcMonitor, print_minutes
 
-    from inventory_bronze import bronze, config
-    from inventory_bronze.local_run import run_pipelines
+    from inventory_bronze import config
     from inventory_bronze.source.capture_slot import default_name
-    from inventory_bronze.source.workload import run_changes
+    from inventory_devkit.local_run import run_pipelines
+    from inventory_devkit.postgres.workload import run_changes
 
     tables_dir = storage / "inventory_bronze_cdc" / "tables"
-    qualified = bronze.capture_tables_of(config.load())
+    qualified = config.load(project.CONFIG_PATH).capture_tables
     qualified = [q for q in qualified if (tables_dir / f"bz_{q.split('.', 1)[1]}").is_dir()]
     captured = [q.split(".", 1)[1] for q in qualified]
     keys = probe_rows(spark, tables_dir)

@@ -134,7 +134,7 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from inventory_bronze.source.capture import register
-    from inventory_bronze.source.server import ensure_server, write_secrets_file
+    from inventory_devkit.postgres.server import ensure_server, write_secrets_file
     from localdlt.session import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="bench-capture-"))

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from inventory_bronze import config, pii
 from inventory_bronze.secrets import SecretValue
+from inventory_devkit import project
 from localdlt.session import get_spark
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     spark = get_spark("bench-pii")
-    treatments = config.load(check_source=False).table("customers").pii
+    treatments = config.load(project.CONFIG_PATH, check_source=False).table("customers").pii
     keys = pii.PiiKeys.from_secret(SecretValue(pii.generate_key(), pii.DEFAULT_KEY_SECRET, "bench"))
 
     def customers(n: int):  # noqa: ANN202

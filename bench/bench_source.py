@@ -61,8 +61,8 @@ def server_cpu(postmaster_pid: int) -> float:
 def main() -> int:
     args = parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.server import ensure_server, server_status
+    from inventory_devkit.postgres.load import seed_database
+    from inventory_devkit.postgres.server import ensure_server, server_status
 
     info = ensure_server(args.data_dir)
     pid = server_status(args.data_dir).pid

@@ -37,6 +37,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from inventory_bronze.source.capture_slot import ensure_capture
+from inventory_devkit import project
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -254,24 +257,23 @@ class Suite:
 
 
 def _prepare_source(scale: float, seed: int) -> None:
-    from inventory_bronze import bronze
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.schema import create_schema
-    from inventory_bronze.source.server import ensure_server
+    from inventory_devkit.postgres.ddl import create_schema
+    from inventory_devkit.postgres.load import seed_database
+    from inventory_devkit.postgres.server import ensure_server
 
     info = ensure_server()
     with open_connection(source_connection()) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     create_schema(info, drop=True)
     report = seed_database(info, scale=scale, seed=seed, dirty_rate=0.05, quiet=True)
     with info.connect(autocommit=True) as conn:
         for statement in CANARY_ROWS:
             conn.execute(statement)
-    bronze.ensure_capture()
+    ensure_capture(project.bronze_config().capture_tables)
     _say(f"source: seeded scale {scale:g} ({report.total_rows:,} rows), capture set up")
 
 
@@ -279,7 +281,7 @@ PII_ENV = ""  # set in run_suite: the environment variable holding the PII key
 
 
 def _db_password() -> str:
-    from inventory_bronze.source.server import server_info
+    from inventory_devkit.postgres.server import server_info
 
     return server_info().password
 
@@ -365,9 +367,9 @@ def _check_audit(spark: object, storage: Path, figures: Figures) -> bool:
     """The audit table (`inventory_bronze.audit`, derived from the event logs) must name each killed update
     too. Best effort while that module is young: a failure to derive it is reported, not hidden."""
     try:
-        from inventory_bronze.audit import AUDIT_LOG, audit_local
+        from inventory_bronze.audit.store import AUDIT_LOG, audit_local, default_targets
 
-        audit_local(spark, storage)
+        audit_local(spark, storage, default_targets(project.bronze_config()))
         tables = [p for p in storage.rglob(AUDIT_LOG) if (p / "_delta_log").is_dir()]
         if not tables:
             _say(f"  audit: no {AUDIT_LOG} table under {storage}: not checked")
@@ -392,7 +394,7 @@ def compare(storage: Path, figures: Figures) -> None:
 
     spark = get_spark("crash-suite", {"spark.sql.shuffle.partitions": "2"})
     with open_connection(source_connection()) as conn:
-        rows = compare_rows(spark, storage, conn)
+        rows = compare_rows(spark, storage, conn, project.bronze_config())
     _say(format_rows(rows))
     figures.rows_source = sum(r.source_rows for r in rows)
     figures.rows_lost = sum(r.lost for r in rows)
@@ -531,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_only and not (args.storage and args.pg_dir):
         parser.error("--check-only needs --storage and --pg-dir of the earlier suite")
 
-    from inventory_bronze.source.server import ENV_DATA_DIR, ENV_SECRETS_FILE, stop_server
+    from inventory_devkit.postgres.server import ENV_DATA_DIR, ENV_SECRETS_FILE, stop_server
 
     temp = Path(tempfile.mkdtemp(prefix="crash-suite-"))
     pg_dir = args.pg_dir or temp / "postgres"
@@ -552,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[env_var_for(pii.DEFAULT_KEY_SECRET)] = saved["pii_key"]
             global PII_ENV
             PII_ENV = env_var_for(pii.DEFAULT_KEY_SECRET)
-            from inventory_bronze.source.server import ensure_server
+            from inventory_devkit.postgres.server import ensure_server
 
             ensure_server()
             figures = check(storage, Figures(**saved["figures"]), saved["pii_key"], Path(saved["log"]))

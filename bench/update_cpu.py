@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     from localdlt.session import get_spark
 
     spark = get_spark("inventory-bronze")
-    from inventory_bronze.local_run import run_pipelines
-    from inventory_bronze.source.server import ensure_server
-    from inventory_bronze.source.workload import run_changes
+    from inventory_devkit.local_run import run_pipelines
+    from inventory_devkit.postgres.server import ensure_server
+    from inventory_devkit.postgres.workload import run_changes
 
     info = ensure_server()
     pid = int(spark._jvm.ProcessHandle.current().pid())

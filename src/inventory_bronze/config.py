@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,8 +27,6 @@ from pydantic import (
 from inventory_bronze import rule_sql
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source import schema as source_schema
-
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "conf" / "tables.yml"
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 
@@ -53,10 +51,6 @@ class Pattern(str, Enum):
     def uses_capture(self) -> bool:
         """Log-based capture (continuous for cdc, hourly for micro_batch)."""
         return self in (Pattern.cdc, Pattern.micro_batch)
-
-    @property
-    def pipeline(self) -> str:
-        return "cdc" if self is Pattern.cdc else "batch"
 
 
 class PiiTreatment(str, Enum):
@@ -149,6 +143,11 @@ class BronzeConfig(_Strict):
     def table_names(self) -> list[str]:
         return list(self.tables)
 
+    @cached_property
+    def capture_tables(self) -> list[str]:
+        """The qualified source tables read through log-based capture (patterns cdc and micro_batch)."""
+        return [f"{self.source.schema_}.{name}" for name, t in self.tables.items() if t.pattern.uses_capture]
+
     def table(self, name: str) -> TableConfig:
         try:
             return self.tables[name]
@@ -162,9 +161,15 @@ def target_name(table: str) -> str:
     return f"bz_{table}"
 
 
-def load(path: str | Path | None = None, *, check_source: bool = True) -> BronzeConfig:
+@lru_cache(maxsize=4)
+def load_once(path: str | Path) -> BronzeConfig:
+    """`load(path)`, once per process: what a pipeline's files and the tools share."""
+    return load(path)
+
+
+def load(path: str | Path, *, check_source: bool = True) -> BronzeConfig:
     """Read and validate the configuration; errors name the file, the table and the key."""
-    path = Path(path) if path else DEFAULT_PATH
+    path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:

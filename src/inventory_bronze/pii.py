@@ -46,6 +46,9 @@ Types
     cast: `yyyy-MM-dd` for dates; timestamps in the session time zone, UTC in this project) and come back
     from `decrypt_column` as strings: cast them back (`to_date(...)`) where a date is needed. Binary and
     nested types are refused.
+
+Long because: encryption, keyed hashing and key loading of one ciphertext format, kept together so the
+format is defined in one place.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from inventory_bronze.pii_tables import (
     set_table_properties,
     table_configuration,
 )
+from inventory_bronze.source import schema as source_schema
 
 APPEND_ONLY = "delta.appendOnly"
 #: set while a rotation has lifted delta.appendOnly for its rewrite (so that a resumed one restores it)
@@ -125,9 +126,9 @@ def _opens_with(table: str, column: str, ciphertext: str, keys: pii.PiiKeys) -> 
 def _reencrypted(
     df: DataFrame, table: str, config: BronzeConfig, old: pii.PiiKeys, new: pii.PiiKeys
 ) -> DataFrame:
-    # the configured PII columns, and those the source added since the table was declared (bronze.protect
+    # the configured PII columns, and those the source added since the table was declared (BronzeTable.protect
     # encrypts them too)
-    added = {c: PiiTreatment.encrypt for c in undeclared_columns(df.columns, table)}
+    added = {c: PiiTreatment.encrypt for c in undeclared_columns(df.columns, source_schema.table(table))}
     treatments = {**added, **config.tables[table].pii}
     hashes = {
         pii.hash_column_name(c).lower() for c, t in treatments.items() if t is PiiTreatment.encrypt_and_hash

@@ -3,6 +3,9 @@
 A source key must be in bronze or in quarantine (nothing lost); a bronze key must be in the source
 (nothing kept that the source deleted); no key twice (nothing duplicated). The key checksums (count and
 sum of the keys) of source and bronze+quarantine make the comparison cheap to record and audit.
+
+Long because: the key comparison and the row-for-row comparison share their readers, PII decryption and
+report format.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 
 from psycopg import sql
 
-from inventory_bronze import bronze
-from inventory_bronze.config import target_name
+from inventory_bronze.bronze import undeclared_columns
+from inventory_bronze.config import BronzeConfig, target_name
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source.schema import table as declared
 
@@ -101,6 +104,7 @@ def reconcile_tables(
     spark: Any,
     read: TableReader,
     conn: Any,
+    config: BronzeConfig,
     tables: list[str] | None = None,
     settle: Callable[[], None] | None = None,
     source_schema: str | None = None,
@@ -109,7 +113,7 @@ def reconcile_tables(
     per table. With `settle` (e.g. a wait longer than the continuous pipeline's lag), the tables that
     differ are compared again after it and only differences found both times count: changes in flight
     when the first comparison ran are not reported as lost."""
-    names = tables or bronze.configuration(spark).table_names
+    names = tables or config.table_names
     first = {table: _keys(read, conn, table, source_schema) for table in names}
     differing = [t for t, k in first.items() if k.missing or k.extra or k.duplicated]
     again = {}
@@ -142,9 +146,11 @@ def reconcile_tables(
     return out
 
 
-def reconcile(spark: Any, storage: Path, conn: Any, tables: list[str] | None = None) -> list[Reconciliation]:
+def reconcile(
+    spark: Any, storage: Path, conn: Any, config: BronzeConfig, tables: list[str] | None = None
+) -> list[Reconciliation]:
     """`reconcile_tables` over the local runs under `storage` (what `run` and `demo` do after updating)."""
-    return reconcile_tables(spark, local_tables(spark, storage), conn, tables)
+    return reconcile_tables(spark, local_tables(spark, storage), conn, config, tables)
 
 
 def format_table(rows: list[Reconciliation]) -> str:
@@ -305,6 +311,7 @@ def compare_rows(
     spark: Any,
     storage: Path,
     conn: Any,
+    config: BronzeConfig,
     tables: list[str] | None = None,
     keys: dict[str, set[Any]] | None = None,
 ) -> list[RowComparison]:
@@ -315,16 +322,30 @@ def compare_rows(
     from inventory_bronze import pii
 
     paths = table_paths(storage)
-    names = tables or bronze.configuration(spark).table_names
-    pii_keys = pii.load_keys() if any(bronze.table_config(t).pii for t in names) else None
+    names = tables or config.table_names
+    pii_keys = pii.load_keys() if any(config.table(t).pii for t in names) else None
     return [
-        _compare_table(spark, paths, conn, table, pii_keys, None if keys is None else keys.get(table, set()))
+        _compare_table(
+            spark,
+            paths,
+            conn,
+            table,
+            set(config.table(table).pii),
+            pii_keys,
+            None if keys is None else keys.get(table, set()),
+        )
         for table in names
     ]
 
 
 def _compare_table(
-    spark: Any, paths: dict[str, Path], conn: Any, table: str, keys: Any, only: set[Any] | None
+    spark: Any,
+    paths: dict[str, Path],
+    conn: Any,
+    table: str,
+    pii_cols: set[str],
+    keys: Any,
+    only: set[Any] | None,
 ) -> RowComparison:
     from inventory_bronze import pii
 
@@ -335,9 +356,8 @@ def _compare_table(
     columns = [c for c in source_columns if c in bz_df.columns]
     picked = [source_columns.index(c) for c in columns]
     kinds = {c.name: c.type for c in decl.columns}
-    pii_cols = set(bronze.table_config(table).pii)
-    if pii_cols:  # a column the source added to a table holding PII is encrypted too (bronze.protect)
-        pii_cols |= set(bronze.undeclared_columns(columns, table))
+    if pii_cols:  # a column the source added to a table holding PII is encrypted too (BronzeTable.protect)
+        pii_cols |= set(undeclared_columns(columns, decl))
 
     def stored(row: list) -> tuple:
         values = []

@@ -3,7 +3,7 @@ modes of Auto Loader.
 
   add_new_columns (default)  a column the source added is taken: the change archive, the quarantine and the
                              bronze table gain it (NULL in the rows they held); in a table holding PII it
-                             is encrypted until declared (bronze.protect).
+                             is encrypted until declared (BronzeTable.protect).
   rescue                     the table's schema does not change: the columns the source added are kept in
                              `_rescued_data`, a JSON object of their values (NULL when they are all NULL).
   fail                       a column the source added fails the update, naming it, before anything is

@@ -14,6 +14,9 @@ A provider that does not hold the secret passes to the next; a provider that fai
 credential refused) stops the chain: the chain fails closed rather than falling back to a weaker source.
 Values are wrapped in `SecretValue`, whose `repr`/`str` never show them; errors name the secret and the
 provider, never a value. The seed's names are the defaults: `KConnectionString`, `KUser`, `KPassword`.
+
+Long because: the whole secrets chain (environment, local file, Databricks secret scope, Azure Key Vault)
+with its one-line errors; each provider is a short class.
 """
 
 from __future__ import annotations

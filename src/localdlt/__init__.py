@@ -16,8 +16,8 @@ from localdlt.errors import (
     UnsupportedParameterError,
     UpdateFailed,
 )
-from localdlt.executor import FlowOutcome, UpdateOptions, UpdateResult
 from localdlt.runner import run_update
+from localdlt.update_types import FlowOutcome, UpdateOptions, UpdateResult
 
 __all__ = [
     "CdcError",

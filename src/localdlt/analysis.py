@@ -16,8 +16,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from localdlt import context
-from localdlt import expectations as exp
+import localdlt.context as context
+import localdlt.expectations as exp
 from localdlt.errors import DefinitionError, error_summary
 from localdlt.frames import empty_frame
 from localdlt.graph import Dataset, Flow, PipelineGraph
@@ -190,7 +190,7 @@ class Analyzer:
             flow.streaming = df.isStreaming or recorder.streaming
             flow.inputs = recorder.inputs
             return df.schema
-        from localdlt import cdc  # the AUTO CDC engine
+        import localdlt.cdc as cdc  # the AUTO CDC engine
 
         if flow.kind == "cdc":
             assert flow.cdc is not None

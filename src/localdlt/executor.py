@@ -1,34 +1,33 @@
-"""Run one update of a loaded pipeline: set up tables, run flows in dependency order (independent ones at
-the same time), apply expectations, write Delta tables exactly once, and report to the event log."""
+"""Run the flows of one update of a loaded pipeline: in dependency order (independent ones at the same time),
+each with its own session settings, retried when it fails for a reason worth retrying, stopped on request;
+report each flow's progress to the event log and the progress display. The tables were set up before
+(`localdlt.tablesetup`); what a flow does by kind is in `localdlt.flowkinds`."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import StructField, StructType
+from pyspark.sql import SparkSession
 
-from localdlt import context, flowretry, freshness, triggers
-from localdlt import expectations as exp
+import localdlt.flowkinds as flowkinds
+import localdlt.flowretry as flowretry
+import localdlt.triggers as triggers
 from localdlt.analysis import Analysis
-from localdlt.errors import DefinitionError, FlowError, PipelineError, error_summary
+from localdlt.errors import FlowError, error_summary
 from localdlt.eventlog import EventLog
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.metrics import FlowMetrics
 from localdlt.reader import Reader, SharedViews
-from localdlt.schema_evolution import SchemaChange, conform_batch
+from localdlt.schema_evolution import SchemaChange
 from localdlt.sessionproxy import SessionProxy, session_with_conf
 from localdlt.storage import Storage
+from localdlt.update_types import FlowOutcome, UpdateOptions
 
 # Events reach the Delta event log at the end of the update and, while it runs, at most this often (first
 # this long after RUNNING starts): each flush is a Delta commit, and on a small machine they are worth saving.
@@ -37,44 +36,6 @@ FLUSH_EVERY_SECONDS = 10.0
 PROGRESS_EVERY_SECONDS = 5.0
 
 FLOW_TYPES = {"query": "APPEND", "cdc": "CHANGE", "snapshot_cdc": "SNAPSHOT_CHANGE"}
-
-
-@dataclass
-class UpdateOptions:
-    full_refresh: bool = False
-    full_refresh_tables: list[str] | None = None
-    continuous: bool = False
-    max_seconds: float | None = None
-    max_workers: int = 2
-    trigger_interval_seconds: float = 1.0
-    #: set from another thread to stop the update (a continuous one ends its streams cleanly)
-    stop_event: threading.Event | None = None
-
-
-@dataclass
-class FlowOutcome:
-    flow: str
-    target: str
-    status: str = "QUEUED"
-    metrics: FlowMetrics = field(default_factory=FlowMetrics)
-    error: BaseException | None = None
-    seconds: float = 0.0
-    no_op_reason: str | None = None  # the flow had nothing to do (materialized view unchanged, no input)
-
-
-@dataclass
-class UpdateResult:
-    update_id: str
-    pipeline_id: str
-    state: str
-    storage: str
-    flows: dict[str, FlowOutcome] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "COMPLETED"
 
 
 class Update:
@@ -111,98 +72,6 @@ class Update:
         self._reported_at: dict[str, float] = {}
         # batch views read by several flows: computed once per triggered update
         self.shared_views = SharedViews(set() if options.continuous else analysis.shared_views())
-
-    # ------------------------------------------------------------------------------------ table setup
-    def refresh_selection(self) -> set[str]:
-        tables = {n for n, ds in self.graph.datasets.items() if not ds.is_view}
-        if self.options.full_refresh:
-            return tables
-        chosen = set(self.options.full_refresh_tables or [])
-        unknown = chosen - tables
-        if unknown:
-            raise DefinitionError(
-                f"--full-refresh-tables names {sorted(unknown)}, not tables of this pipeline "
-                f"(tables: {', '.join(sorted(tables))})."
-            )
-        return chosen
-
-    def setup_tables(self) -> None:
-        """Create missing tables, and reset those chosen for a full refresh (unless reset is disallowed)."""
-        selection = self.refresh_selection()
-        with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
-            futures = {name: pool.submit(self._setup_table, name, selection) for name in self.analysis.order}
-            for name, fut in futures.items():
-                try:
-                    fut.result()
-                except PipelineError:
-                    raise
-                except Exception as err:
-                    raise DefinitionError(f"Cannot set up table '{name}': {error_summary(err)}") from err
-
-    def _setup_table(self, name: str, selection: set[str]) -> None:
-        ds = self.graph.datasets[name]
-        path = self.storage.dataset_path(ds)
-        reset = name in selection and ds.reset_allowed
-        if name in selection and not ds.reset_allowed:
-            self.events.emit(
-                "user_action",
-                {"action": "FULL_REFRESH_SKIPPED", "dataset": name},
-                f"Full refresh skipped for '{name}': pipelines.reset.allowed is false.",
-                dataset=name,
-                level="WARN",
-            )
-        schema = self.analysis.schemas.get(name)
-        if schema is None:  # a snapshot-function target: its flow creates it from the first snapshot
-            if reset:
-                shutil.rmtree(path, ignore_errors=True)
-        else:
-            self._create_table(ds, path, schema, replace=reset)
-        if reset:
-            for flow in self.graph.flows_into(name):
-                self.storage.reset_flow(flow.name)
-            shutil.rmtree(self.storage.state_path(name), ignore_errors=True)
-
-    def _create_table(self, ds: Dataset, path: str, schema: StructType, replace: bool) -> None:
-        """Create the table if missing; with `replace` (full refresh) empty it first."""
-        if freshness.delta_version(path) is not None:  # a Delta table already (read from its log folder)
-            same_shape = _same_columns(self.spark.read.format("delta").load(path).schema, schema)
-            if same_shape and replace:
-                self._truncate(ds, path)
-                return
-            if same_shape or (ds.kind != "table" and not replace):
-                return  # streaming tables evolve by adding columns (mergeSchema) as they append
-            shutil.rmtree(path)  # a reset or a materialized view whose query changed shape: recreate
-        builder = DeltaTable.createIfNotExists(self.spark).location(path).addColumns(schema)
-        if ds.comment:
-            builder = builder.comment(ds.comment)
-        for key, value in ds.table_properties.items():
-            builder = builder.property(key, value)
-        if ds.partition_cols:
-            builder = builder.partitionedBy(*ds.partition_cols)
-        if ds.cluster_by:
-            builder = builder.clusterBy(*ds.cluster_by)
-        try:
-            builder.execute()
-        except Exception as err:
-            raise DefinitionError(f"Cannot set up table '{ds.name}' at {path}: {error_summary(err)}") from err
-
-    def _truncate(self, ds: Dataset, path: str) -> None:
-        """Empty the table for a full refresh, keeping its properties and history. An append-only table
-        (`delta.appendOnly`) refuses deletes: a full refresh lifts that for the truncation only."""
-        table = f"delta.`{path.replace(chr(96), chr(96) * 2)}`"
-        properties = DeltaTable.forPath(self.spark, path).detail().first().properties or {}
-        append_only = str(properties.get("delta.appendOnly", "false")).lower() == "true"
-        try:
-            if append_only:
-                self.spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'false')")
-            self.spark.sql(f"DELETE FROM {table}")
-        except Exception as err:
-            raise DefinitionError(
-                f"Cannot empty table '{ds.name}' at {path} for a full refresh: {error_summary(err)}"
-            ) from err
-        finally:
-            if append_only:
-                self.spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'true')")
 
     # ------------------------------------------------------------------------------------------- run
     def run_flows(self) -> None:
@@ -344,8 +213,8 @@ class Update:
         conf = {**ds.spark_conf, **flow.spark_conf}
         return session_with_conf(self.spark, {**self.conf, **conf}) if conf else self.spark
 
-    # ----------------------------------------------------------------------------------- flow kinds
     def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> str | None:
+        """Run the flow with its FlowContext; returns why it had nothing to do, if so."""
         path = self.storage.dataset_path(ds)
         reader = Reader(session, self.graph, self.storage, flow.name, self.shared_views)
         ctx = FlowContext(
@@ -368,163 +237,7 @@ class Update:
             on_schema_change=lambda change: self._schema_changed(flow, ds, change),
             conf=self.conf,
         )
-        if flow.kind == "cdc":
-            from localdlt import cdc
-
-            cdc.run_cdc_flow(ctx)
-        elif flow.kind == "snapshot_cdc":
-            from localdlt import cdc
-
-            cdc.run_snapshot_flow(ctx)
-        elif ds.kind == "table":
-            self._materialize(ctx)
-        elif flow.once:
-            self._append_once(ctx)
-        else:
-            self._append_stream(ctx)
-        # expectations of views read in batch (streamed ones report through the query's progress)
-        for view in reader.applied:
-            if view.observation is not None and ctx.no_op_reason is None:
-                ctx.metrics.merge(_quality_only(view.metrics()))
-        return ctx.no_op_reason
-
-    def _query(self, ctx: FlowContext) -> DataFrame:
-        assert ctx.flow.func is not None
-        with context.reading_with(ctx.reader):
-            df = ctx.flow.func()
-        if not isinstance(df, DataFrame):
-            raise DefinitionError(
-                f"The query function of flow '{ctx.flow.name}' ({ctx.flow.source_file}) must return a "
-                f"Spark DataFrame, got {type(df).__name__}."
-            )
-        return df
-
-    def _materialize(self, ctx: FlowContext) -> None:
-        """Materialized view: recompute and replace the table's contents in one commit, unless nothing it
-        depends on changed since its last refresh (then the refresh is a no-op, as on Databricks)."""
-        df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
-        plan = self._refresh_plan(ctx, df)
-        if plan is None:
-            return
-        applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
-        try:
-            applied.df.write.format("delta").mode("overwrite").save(ctx.target_path)
-        except Exception as err:
-            raise ctx.flow_error(err) from None
-        if ctx.target.cluster_by:  # an overwrite drops Delta's clustering metadata: set it again
-            cols = ", ".join(f"`{c.replace('`', '``')}`" for c in ctx.target.cluster_by)
-            path = ctx.target_path.replace("`", "``")
-            ctx.spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({cols})")
-        ctx.metrics.merge(applied.metrics())
-        ctx.metrics.batches += 1
-        if plan.get("fingerprint"):
-            state = self.storage.flow_state(ctx.flow.name)
-            plan["table_version"] = freshness.delta_version(ctx.target_path)
-            self.storage.save_flow_state(ctx.flow.name, {**state, "refresh": plan})
-
-    def _refresh_plan(self, ctx: FlowContext, df: DataFrame) -> dict[str, Any] | None:
-        """None when the last refresh still holds (planned as NO_OP); otherwise what to remember after it."""
-        ds = ctx.target
-        extra = {
-            "expectations": [(e.name, e.constraint_sql, e.action) for e in ds.expectations],
-            "schema": str(ds.schema),
-            "conf": {**self.conf, **ds.spark_conf, **ctx.flow.spark_conf},
-            "layout": [ds.partition_cols, ds.cluster_by, ds.path],
-        }
-        try:
-            info = freshness.plan_info(df, extra)
-            inputs = freshness.input_versions(info)
-            reason = "; ".join(info.reasons)
-        except Exception as err:  # a plan we cannot inspect is recomputed
-            info, inputs, reason = None, None, f"plan not inspected ({type(err).__name__})"
-        last = self.storage.flow_state(ctx.flow.name).get("refresh") or {}
-        sources = [
-            {"table_name": path, "version": version} for path, version in sorted((inputs or {}).items())
-        ]
-        if inputs is not None and info is not None:
-            if not last:
-                reason = "first refresh"
-            elif last.get("fingerprint") != info.fingerprint:
-                reason = "the query's definition or configuration changed"
-            elif last.get("inputs") != inputs:
-                reason = "an input changed"
-            elif last.get("table_version") != freshness.delta_version(ctx.target_path):
-                reason = "the table was changed since its last refresh"
-            else:
-                ctx.no_op_reason = "no input changed since the last refresh"
-                self._planning_event(ctx, "NO_OP", ctx.no_op_reason, sources)
-                return None
-        self._planning_event(ctx, "COMPLETE_RECOMPUTE", reason, sources)
-        if info is None or inputs is None:
-            return {}
-        return {"fingerprint": info.fingerprint, "inputs": inputs}
-
-    def _planning_event(
-        self, ctx: FlowContext, technique: str, reason: str, sources: list[dict[str, Any]]
-    ) -> None:
-        """`planning_information`, as Databricks reports how it refreshes a materialized view."""
-        techniques = [
-            {"maintenance_type": f"MAINTENANCE_TYPE_{t}", "is_chosen": t == technique, "is_applicable": True}
-            for t in (["NO_OP", "COMPLETE_RECOMPUTE"] if technique == "NO_OP" else ["COMPLETE_RECOMPUTE"])
-        ]
-        self.events.emit(
-            "planning_information",
-            {
-                "technique_information": techniques,
-                "source_table_information": sources,
-                "target_table_information": {"table_name": ctx.target.name},
-                "reason": reason,
-            },
-            f"Flow '{ctx.flow.name}' has been planned to be executed as {technique}: {reason}.",
-            flow=ctx.flow.name,
-            dataset=ctx.target.name,
-        )
-
-    def _append_once(self, ctx: FlowContext) -> None:
-        """`append_flow(once=True)`: append a batch query one time (again after a full refresh)."""
-        state = self.storage.flow_state(ctx.flow.name)
-        if state.get("once_done"):
-            return
-        df = conform(self._query(ctx), ctx.target, self.analysis.schemas[ctx.target.name])
-        df = conform_batch(df, ctx.evolve_target(df.schema).missing)
-        applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
-        try:
-            (
-                applied.df.write.format("delta")
-                .mode("append")
-                .option("mergeSchema", "true")
-                .options(**ctx.write_options(0))
-                .save(ctx.target_path)
-            )
-        except Exception as err:
-            raise ctx.flow_error(err) from None
-        ctx.metrics.merge(applied.metrics())
-        ctx.metrics.batches += 1
-        self.storage.save_flow_state(ctx.flow.name, {**state, "once_done": True})
-
-    def _append_stream(self, ctx: FlowContext) -> None:
-        """Streaming table flow: append each micro-batch exactly once (Delta idempotent writes)."""
-        schema = self.analysis.schemas[ctx.target.name]
-        target = ctx.target
-        query = self._query(ctx)
-        missing: list[StructField] = []  # the target's columns the flow no longer writes: NULL from now on
-
-        def evolve() -> None:
-            missing[:] = ctx.evolve_target(conform(query, target, schema).schema).missing
-
-        def batch(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
-            batch_df = conform_batch(conform(batch_df, target, schema), missing)
-            applied = exp.apply(batch_df, target.expectations, target.name)
-            (
-                applied.df.write.format("delta")
-                .mode("append")
-                .option("mergeSchema", "true")
-                .options(**ctx.write_options(batch_id))
-                .save(ctx.target_path)
-            )
-            return applied.metrics()
-
-        ctx.run_stream(query, batch, before_start=evolve)
+        return flowkinds.run_flow(ctx, self.analysis.schemas, self.events)
 
     # --------------------------------------------------------------------------------------- events
     def _flow_event(
@@ -630,27 +343,6 @@ class Update:
             )
 
 
-def conform(df: DataFrame, ds: Dataset, schema: StructType) -> DataFrame:
-    """Enforce a declared schema: the query's columns, in the declared order and types."""
-    if ds.schema is None:
-        return df
-    have = {c.lower(): c for c in df.columns}
-    missing = [f.name for f in schema.fields if f.name.lower() not in have]
-    extra = [c for c in df.columns if c.lower() not in {f.name.lower() for f in schema.fields}]
-    if missing or extra:
-        raise DefinitionError(
-            f"The query of '{ds.name}' does not match its declared schema: missing {missing}, "
-            f"not declared {extra}."
-        )
-    return df.select(*[F.col(have[f.name.lower()]).cast(f.dataType).alias(f.name) for f in schema.fields])
-
-
-def _same_columns(a: StructType, b: StructType) -> bool:
-    return [(f.name.lower(), f.dataType) for f in a.fields] == [
-        (f.name.lower(), f.dataType) for f in b.fields
-    ]
-
-
 @contextmanager
 def _jobs_named_after(spark: SparkSession, flow: str, update_id: str) -> Iterator[None]:
     """Spark jobs of this thread carry the flow's name as their job group (the Spark UI's jobs page, and
@@ -669,10 +361,6 @@ def _jobs_named_after(spark: SparkSession, flow: str, update_id: str) -> Iterato
             "spark.scheduler.pool",
         ):
             sc.setLocalProperty(key, None)  # type: ignore[arg-type]
-
-
-def _quality_only(m: FlowMetrics) -> FlowMetrics:
-    return FlowMetrics(expectations=m.expectations, dropped_records=m.dropped_records)
 
 
 def _flow_message(flow: Flow, err: BaseException) -> str:

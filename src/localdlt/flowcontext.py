@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from localdlt import expectations as exp
-from localdlt import freshness
+import localdlt.expectations as exp
+import localdlt.freshness as freshness
 from localdlt.errors import FlowError, causes, error_summary
 from localdlt.metrics import FlowMetrics
 from localdlt.schema_evolution import SchemaChange, evolve

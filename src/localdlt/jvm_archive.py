@@ -1,11 +1,6 @@
-"""A class-data sharing (AppCDS) archive of the Spark + Delta driver JVM: the classes a pipeline update loads,
-parsed and verified once, then mapped into every later JVM instead of being loaded again from the jars.
-
-On two cores this cuts Spark's start from about 10 s to 4-6 s and takes seconds off the first jobs of every
-process (measured by `bench/bench_runtime.py`). The archive is specific to the Java binary, the pyspark
-version and the jars, and its file name is a hash of them: when any of them changes, no archive matches
-and Spark starts as it would without one until `scripts/setup` builds a new one. A JVM that finds the archive
-unusable ignores it (`-Xshare:auto`); nothing depends on it but speed. `LOCALDLT_JVM_ARCHIVE=off` disables it.
+"""Build the class-data sharing (AppCDS) archive of the Spark + Delta driver JVM: a training run (an update
+of the ten-table example and a Delta MERGE) in a JVM that writes the classes it loaded into the archive as
+it exits. What the archive is, where it goes and how a session maps it: `localdlt.jvm_archive_options`.
 
     python -m localdlt.jvm_archive [--force]     # what scripts/setup runs
 """
@@ -13,54 +8,20 @@ unusable ignores it (`-Xshare:auto`); nothing depends on it but speed. `LOCALDLT
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ENV_SWITCH = "LOCALDLT_JVM_ARCHIVE"
-ENV_DUMP = "LOCALDLT_JVM_ARCHIVE_DUMP"  # set for the training process: where its JVM writes the archive
-QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
-
-
-def _java() -> Path | None:
-    home = os.environ.get("JAVA_HOME")
-    found = Path(home) / "bin" / "java" if home else shutil.which("java")
-    return Path(found).resolve() if found and Path(found).exists() else None
-
-
-def archive_key(jars: list[str]) -> str | None:
-    """What the archive depends on, hashed: the Java binary, pyspark's version and jars, our jars."""
-    import pyspark
-
-    java = _java()
-    if java is None:
-        return None
-    spark_jars = sorted(Path(pyspark.__file__).parent.joinpath("jars").glob("*.jar"))
-    parts = [str(java), str(java.stat().st_size), pyspark.__version__]
-    parts += [f"{p.name}:{p.stat().st_size}" for p in spark_jars]
-    parts += [f"{Path(j).name}:{Path(j).stat().st_size}" for j in sorted(jars)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def archive_path(jar_folder: Path, jars: list[str]) -> Path | None:
-    key = archive_key(jars)
-    return jar_folder.parent / "jvm" / f"spark-{key}.jsa" if key else None
-
-
-def java_options(jar_folder: Path, jars: list[str]) -> str:
-    """Extra driver JVM options: write the archive (training), use it (when built), or nothing."""
-    dump = os.environ.get(ENV_DUMP)
-    if dump:
-        return f"-XX:ArchiveClassesAtExit={dump} {QUIET}"
-    if os.environ.get(ENV_SWITCH, "").lower() in ("off", "0", "false", "no"):
-        return ""
-    path = archive_path(jar_folder, jars)
-    return f"-XX:SharedArchiveFile={path} {QUIET}" if path is not None and path.is_file() else ""
+from localdlt.examples.demo import PIPELINE as EXAMPLE
+from localdlt.examples.landing import write_batch
+from localdlt.jvm_archive_options import ENV_DUMP, archive_path
+from localdlt.progress import ConsoleProgress
+from localdlt.runner import run_update
+from localdlt.session import get_spark, jar_dir, jar_files
+from localdlt.update_types import UpdateOptions
 
 
 def _train() -> None:
@@ -69,19 +30,13 @@ def _train() -> None:
     JVM writes the archive."""
     from pyspark import SparkContext
 
-    from localdlt import UpdateOptions, run_update
-    from localdlt.examples.demo import PIPELINE as example
-    from localdlt.examples.landing import write_batch
-    from localdlt.progress import ConsoleProgress
-    from localdlt.session import get_spark
-
     spark = get_spark("localdlt-jvm-archive")
     with tempfile.TemporaryDirectory(prefix="localdlt-jvm-archive-") as tmp:
         landing = Path(tmp) / "landing"
         write_batch(landing, orders=200, batch=0)
         for _ in range(2):  # the second update takes the no-change paths
             run_update(
-                [example],
+                [EXAMPLE],
                 Path(tmp) / "storage",
                 conf={"example.landing": str(landing)},
                 options=UpdateOptions(),
@@ -103,8 +58,6 @@ def _train() -> None:
 
 def build(force: bool = False) -> Path | None:
     """Build the archive for the current Java, pyspark and jars unless it exists; returns its path."""
-    from localdlt.session import jar_dir, jar_files
-
     jars = jar_files()
     path = archive_path(jar_dir(), jars)
     if path is None:

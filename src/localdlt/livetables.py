@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.sql import DataFrameReader, SparkSession
 from pyspark.sql.streaming import DataStreamReader
 
-from localdlt import context
+import localdlt.context as context
 
 
 def _dataset_name(name: str, datasets: set[str]) -> str | None:

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from localdlt import api, context
+import localdlt.api as api
+import localdlt.context as context
 from localdlt.errors import PipelineError, PipelineLoadError
 from localdlt.graph import PipelineGraph
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from localdlt.executor import FlowOutcome, UpdateResult
+from localdlt.update_types import FlowOutcome, UpdateResult
 
 
 def _rows(outcome: FlowOutcome) -> str:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.storagelevel import StorageLevel
 
-from localdlt import context
-from localdlt import expectations as exp
+import localdlt.context as context
+import localdlt.expectations as exp
 from localdlt.errors import DefinitionError
 
 if TYPE_CHECKING:

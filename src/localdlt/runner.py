@@ -16,16 +16,18 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from localdlt import loader
+import localdlt.loader as loader
 from localdlt.analysis import Analyzer
 from localdlt.errors import PipelineError
 from localdlt.eventlog import EventLog
-from localdlt.executor import FLUSH_EVERY_SECONDS, Update, UpdateOptions, UpdateResult
+from localdlt.executor import FLUSH_EVERY_SECONDS, Update
 from localdlt.livetables import live_tables
 from localdlt.progress import ConsoleProgress
 from localdlt.session import get_spark
 from localdlt.sessionproxy import SessionProxy
 from localdlt.storage import Storage
+from localdlt.tablesetup import TableSetup
+from localdlt.update_types import UpdateOptions, UpdateResult
 
 UPDATE_ID_CONF = "pipelines.updateId"
 
@@ -157,7 +159,7 @@ def run_update(
                 result.flows = update.outcomes
                 update.emit_definitions()
                 _state(events, update_id, "SETTING_UP_TABLES")
-                update.setup_tables()
+                TableSetup(spark, graph, analysis, store, events, options).run()
                 _state(events, update_id, "RUNNING")
                 first_flush = events.flush_after(FLUSH_EVERY_SECONDS)  # readable while a long update runs
                 for outcome in update.outcomes.values():

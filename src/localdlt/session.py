@@ -2,8 +2,9 @@
 
 Jars come from a local folder (the repo's `.cache/jars`, filled by `scripts/setup`, or `LOCALDLT_JARS`),
 so starting a session never resolves anything over the network. The driver JVM maps the class-data archive
-that `scripts/setup` builds (`localdlt.jvm_archive`; `LOCALDLT_JVM_ARCHIVE=off` to do without) and takes
-extra options from `LOCALDLT_JAVA_OPTIONS`; its JIT is chosen by `jit` / `LOCALDLT_JIT` (see JIT_OPTIONS).
+that `scripts/setup` builds (`localdlt.jvm_archive_options`; `LOCALDLT_JVM_ARCHIVE=off` to do without) and
+takes extra options from `LOCALDLT_JAVA_OPTIONS`; its JIT is chosen by `jit` / `LOCALDLT_JIT` (see
+JIT_OPTIONS).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+import localdlt.jvm_archive_options as jvm_archive_options
+import localdlt.localfs as localfs
 from localdlt.errors import PipelineError
 
 # Small-data defaults: few shuffle partitions, no UI, Delta's log replay on one partition.
@@ -146,8 +149,6 @@ def get_spark(
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, and no hostname warning
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from localdlt import jvm_archive, localfs
-
     jars = jar_files()
     fs_conf = localfs.spark_conf(jars)
     settings = {**LOCAL_CONF, **fs_conf, **(conf or {})}
@@ -157,7 +158,7 @@ def get_spark(
     # class-data sharing (a faster JVM start), then the user's own options, last so that they win
     extra = [
         f"-Dlocaldlt.log.file={_private_parent(spark_log_file())}",
-        jvm_archive.java_options(jar_dir(), jars),
+        jvm_archive_options.java_options(jar_dir(), jars),
         JIT_OPTIONS[mode],
         os.environ.get("LOCALDLT_JAVA_OPTIONS", ""),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pyspark.sql import functions as F
 
-from inventory_bronze import bronze, pii
+from inventory_bronze import pii
 from inventory_bronze.audit.store import (
     AUDIT_EXPECTATIONS,
     AUDIT_LOG,
@@ -27,18 +27,22 @@ from inventory_bronze.audit.store import (
 )
 from inventory_bronze.config import target_name
 from inventory_bronze.reconcile import table_paths
+from inventory_bronze.source.capture_slot import ensure_capture
+from inventory_devkit import project
 from tests.audit.test_views import ARTIFACTS, check_dashboard_queries, check_report, render_in_chromium
 
 
 def _run_and_reconcile(spark: Any, storage: Path, conn: Any) -> dict[str, Any]:
-    from inventory_bronze.local_run import run_pipelines
     from inventory_bronze.reconcile import reconcile
+    from inventory_devkit.local_run import run_pipelines
 
     results = run_pipelines(storage=storage, quiet=True)
     for key, result in results.items():
         assert result.ok, f"{key}: {result.error}"
-    rows = reconcile(spark, storage, conn)
-    audit_local(spark, storage, reconciliation=rows)  # what `run` and `demo` do after reconciling
+    rows = reconcile(spark, storage, conn, project.bronze_config())
+    audit_local(
+        spark, storage, default_targets(project.bronze_config()), reconciliation=rows
+    )  # what `run` and `demo` do after reconciling
     return {"results": results, "reconciliation": rows}
 
 
@@ -48,12 +52,12 @@ def audited(spark: Any, pg_server: Any, tmp_path_factory: pytest.TempPathFactory
     from inventory_bronze.secrets import env_var_for, source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.schema import create_schema
+    from inventory_devkit.postgres.ddl import create_schema
+    from inventory_devkit.postgres.load import seed_database
 
     def drop_slots() -> None:
         with open_connection(source_connection()) as conn:
-            for qualified in bronze.capture_tables():
+            for qualified in project.bronze_config().capture_tables:
                 drop_capture(conn, CaptureNames.for_table(qualified))
 
     storage = tmp_path_factory.mktemp("audit_bronze") / "pipelines"
@@ -63,7 +67,7 @@ def audited(spark: Any, pg_server: Any, tmp_path_factory: pytest.TempPathFactory
         seed_database(pg_server, scale=0.002, seed=23, dirty_rate=0.05, quiet=True)
         mp.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
         pii.reset_keys()
-        bronze.ensure_capture()
+        ensure_capture(project.bronze_config().capture_tables)
         try:
             with pg_server.connect(autocommit=True) as conn:
                 first = _run_and_reconcile(spark, storage, conn)
@@ -84,7 +88,7 @@ def _delta(spark: Any, path: Path) -> Any:
 def test_one_row_per_table_per_update_and_reconciled(spark: Any, audited: dict[str, Any]) -> None:
     storage = audited["storage"]
     audit = _read(spark, storage, AUDIT_LOG).collect()
-    targets = default_targets()
+    targets = default_targets(project.bronze_config())
     updates = {r.update_id: key for run in audited["runs"] for key, r in run["results"].items()}
     assert {(r.update_id, r.target_table) for r in audit} == {
         (u, t) for u, key in updates.items() for t in targets if (storage / key / "tables" / t).is_dir()
@@ -112,7 +116,7 @@ def test_audit_numbers_equal_table_contents(spark: Any, audited: dict[str, Any])
     paths = table_paths(storage)
     audit = _read(spark, storage, AUDIT_LOG)
     expectations = _read(spark, storage, AUDIT_EXPECTATIONS)
-    conf = bronze.configuration()
+    conf = project.bronze_config()
     checked = 0
     for table in conf.table_names:
         target = target_name(table)
@@ -156,7 +160,7 @@ def test_every_bronze_row_batch_id_joins_one_audit_row(spark: Any, audited: dict
     storage = audited["storage"]
     paths = table_paths(storage)
     audit = _read(spark, storage, AUDIT_LOG).select("target_table", "batch_id", "audit_id")
-    for target in default_targets():
+    for target in default_targets(project.bronze_config()):
         rows = (
             _delta(spark, paths[target]).select("batch_id").withColumn("row", F.monotonically_increasing_id())
         )
@@ -170,11 +174,13 @@ def test_rerun_adds_nothing(spark: Any, audited: dict[str, Any]) -> None:
     storage = audited["storage"]
     tables = (AUDIT_LOG, AUDIT_EXPECTATIONS)
     before = {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
-    again = audit_local(spark, storage)  # no event log or audit table moved: nothing is derived
+    again = audit_local(
+        spark, storage, default_targets(project.bronze_config())
+    )  # no event log or audit table moved: nothing is derived
     assert again.updates == []
     assert before == {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
     (storage / LOCAL_FOLDER / DERIVED_FROM).unlink()  # forgotten: derived again, and still adds nothing
-    again = audit_local(spark, storage)
+    again = audit_local(spark, storage, default_targets(project.bronze_config()))
     assert again.updates == []
     assert before == {t: _read(spark, storage, t).orderBy("audit_id").collect() for t in tables}
     assert (storage / LOCAL_FOLDER / DERIVED_FROM).exists()
@@ -216,7 +222,7 @@ def test_dashboard_and_report_on_the_bronze_audit(
     shot = ARTIFACTS / "audit-report.png"
     dom = render_in_chromium(out, shot, tmp_path)
     check_report(out, dom, shot)
-    for target in default_targets():
+    for target in default_targets(project.bronze_config()):
         assert target in dom
 
 
@@ -285,7 +291,12 @@ def test_the_job_task_reconciles_the_published_tables_as_run_does(
                 in_catalog = Location(catalog="spark_catalog", schema=schema)
                 read = lambda name: in_catalog.read(spark, name)  # noqa: E731
                 settled = reconcile_tables(
-                    spark, read, conn, ["warehouses"], settle=lambda: conn.execute(remove, [new_key])
+                    spark,
+                    read,
+                    conn,
+                    project.bronze_config(),
+                    ["warehouses"],
+                    settle=lambda: conn.execute(remove, [new_key]),
                 )
                 assert [(r.missing, r.status) for r in settled] == [(0, "MATCH")]
             finally:

@@ -21,6 +21,7 @@ from inventory_bronze.audit.store import (
     event_log_paths,
     local_events,
 )
+from inventory_devkit import project
 from tests.audit.conftest import KEY, TARGETS
 
 
@@ -177,12 +178,12 @@ for table, column, canary in {cases!r}:
 def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_path: Path) -> None:
     """A rule or cast failing on a PII value puts the value into Spark's error text: the audit and the
     report show the error without it."""
-    from inventory_bronze import bronze, redaction
+    from inventory_bronze import redaction
     from inventory_bronze.audit.report import build_html
     from localdlt import UpdateOptions, run_update
     from localdlt.progress import ConsoleProgress
 
-    config = bronze.configuration()
+    config = project.bronze_config()
     cases = [
         (table, column, f"canary-{table}-{column}@example.org")
         for table, tcfg in config.tables.items()

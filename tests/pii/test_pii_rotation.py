@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from inventory_bronze import bronze, pii, pii_rotation
+from inventory_bronze import pii, pii_rotation
 from inventory_bronze.errors import PiiProtectionError
 from inventory_bronze.pii_tables import PROPERTY, recorded_fingerprint, table_configuration
 from inventory_bronze.secrets import SecretValue
+from inventory_devkit import project
 
 OLD = pii.PiiKeys.from_secret(SecretValue(base64.b64encode(bytes(range(1, 33))).decode(), "old", "test"))
 NEW = pii.PiiKeys.from_secret(SecretValue(base64.b64encode(bytes(range(50, 82))).decode(), "new", "test"))
@@ -23,7 +24,7 @@ KEYS = {"customers": "Customer_ID", "orders": "Order_ID"}
 
 def _values(table: str, key: int) -> dict[str, str | None]:
     """A row's plaintext for every PII column the configuration declares (None for every odd key)."""
-    return {c: None if key % 2 else f"{c} of {key}" for c in bronze.table_config(table).pii}
+    return {c: None if key % 2 else f"{c} of {key}" for c in project.bronze_config().table(table).pii}
 
 
 def _create(spark: Any, path: Path, df: Any, keys: pii.PiiKeys, append_only: bool = False) -> None:
@@ -38,14 +39,16 @@ def _create(spark: Any, path: Path, df: Any, keys: pii.PiiKeys, append_only: boo
 
 
 def _protected(spark: Any, table: str, keys: pii.PiiKeys, ids: list[int]) -> Any:
-    columns = list(bronze.table_config(table).pii)
+    columns = list(project.bronze_config().table(table).pii)
     rows = [(i, *_values(table, i).values()) for i in ids]
     schema = ", ".join([f"{KEYS[table]} int", *(f"{c} string" for c in columns)])
-    return pii.protect(spark.createDataFrame(rows, schema), table, bronze.table_config(table), keys=keys)
+    return pii.protect(
+        spark.createDataFrame(rows, schema), table, project.bronze_config().table(table), keys=keys
+    )
 
 
 def _rotate(spark: Any, storage: Path, old: pii.PiiKeys, new: pii.PiiKeys) -> list[Any]:
-    config = bronze.configuration()
+    config = project.bronze_config()
     return pii_rotation.rotate(spark, pii_rotation.local_datasets(storage, config), config, old, new)
 
 
@@ -66,7 +69,7 @@ def storage(spark: Any, tmp_path: Path) -> Path:
 def _plain(spark: Any, path: Path, table: str, keys: pii.PiiKeys) -> dict[int, dict[str, Any]]:
     """Per key, the plaintext of every PII column, decrypted with `keys`."""
     df = spark.read.format("delta").load(str(path))
-    columns = list(bronze.table_config(table).pii)
+    columns = list(project.bronze_config().table(table).pii)
     for column in columns:
         df = pii.decrypt_column(df, table, column, keys=keys)
     return {r[0]: dict(zip(columns, r[1:], strict=True)) for r in df.select(KEYS[table], *columns).collect()}
@@ -75,7 +78,7 @@ def _plain(spark: Any, path: Path, table: str, keys: pii.PiiKeys) -> dict[int, d
 def test_rotation_reencrypts_rehashes_and_records_the_new_key(
     spark: Any, storage: Path, tmp_path: Path
 ) -> None:
-    config = bronze.configuration()
+    config = project.bronze_config()
     customers = storage / "inventory_bronze_batch" / "tables" / "bz_customers"
     changes = storage / "inventory_bronze_cdc" / "tables" / "bz_orders_changes"
     columns = spark.read.format("delta").load(str(customers)).columns
@@ -109,7 +112,9 @@ def test_rotation_reencrypts_rehashes_and_records_the_new_key(
     stored = spark.read.format("delta").load(str(customers))
     assert stored.columns == columns
     row = stored.where("Customer_ID = 2").first().asDict()
-    hashed = [c for c, t in bronze.table_config("customers").pii.items() if t.value == "encrypt_and_hash"]
+    hashed = [
+        c for c, t in project.bronze_config().table("customers").pii.items() if t.value == "encrypt_and_hash"
+    ]
     assert hashed
     for column in hashed:
         expected = pii.hash_value(column, _values("customers", 2)[column], keys=NEW)
@@ -203,7 +208,7 @@ def test_rotation_over_catalog_tables(spark: Any, storage: Path, capsys: pytest.
         source.writeTo(customers).using("delta").tableProperty(PROPERTY, OLD.fingerprint).partitionedBy(
             "Customer_ID"
         ).create()
-        config = bronze.configuration()
+        config = project.bronze_config()
         found = pii_rotation.catalog_datasets(spark, schema, config)
         assert [(d.dataset, d.name) for d in found] == [("bz_customers", customers)]
         done = pii_rotation.rotate(spark, found, config, OLD, NEW)
@@ -213,7 +218,7 @@ def test_rotation_over_catalog_tables(spark: Any, storage: Path, capsys: pytest.
         properties = {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {customers}").collect()}
         assert properties[PROPERTY] == NEW.fingerprint
         df = spark.read.table(customers)
-        for column in bronze.table_config("customers").pii:
+        for column in project.bronze_config().table("customers").pii:
             df = pii.decrypt_column(df, "customers", column, keys=NEW)
         assert {r.Customer_ID: r.asDict()["Customer_Name"] for r in df.collect()} == {
             i: _values("customers", i)["Customer_Name"] for i in (1, 2)

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from inventory_bronze import bronze, pii, pii_tables
+from inventory_bronze import pii, pii_tables
+from inventory_bronze.bronze import BronzeTable
 from inventory_bronze.errors import PiiProtectionError
 from inventory_bronze.secrets import SecretValue
+from inventory_devkit import project
 
 KEY = base64.b64encode(bytes(range(7, 39))).decode()
 OTHER_KEY = base64.b64encode(bytes(range(100, 132))).decode()
@@ -35,7 +37,7 @@ def test_fingerprint_tells_keys_apart_without_showing_them() -> None:
 
 
 def test_protected_datasets_follow_the_configuration() -> None:
-    config = bronze.configuration()
+    config = project.bronze_config()
     names = pii_tables.protected_datasets(config)
     for table, tcfg in config.tables.items():
         assert (f"bz_{table}" in names) == bool(tcfg.pii)
@@ -44,17 +46,27 @@ def test_protected_datasets_follow_the_configuration() -> None:
     assert "bz_customers" in names and "bz_orders_changes" in names and "bz_products" not in names
 
 
-def test_declared_properties_carry_the_current_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_declared_properties_carry_the_current_key(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from inventory_bronze.secrets import env_var_for
 
     monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), KEY)
     monkeypatch.delenv(pii.ENV_KEY_SECRET, raising=False)
     pii.reset_keys()
     try:
-        assert bronze.table_properties("customers")[pii_tables.PROPERTY] == _keys(KEY).fingerprint
-        assert bronze.pii_properties("orders") == {pii_tables.PROPERTY: _keys(KEY).fingerprint}
-        assert bronze.pii_properties("products") == {}
-        assert pii_tables.PROPERTY not in bronze.table_properties("products")
+        assert (
+            BronzeTable.of(spark, project.bronze_config(), "customers").table_properties()[
+                pii_tables.PROPERTY
+            ]
+            == _keys(KEY).fingerprint
+        )
+        assert BronzeTable.of(spark, project.bronze_config(), "orders").pii_properties() == {
+            pii_tables.PROPERTY: _keys(KEY).fingerprint
+        }
+        assert BronzeTable.of(spark, project.bronze_config(), "products").pii_properties() == {}
+        assert (
+            pii_tables.PROPERTY
+            not in BronzeTable.of(spark, project.bronze_config(), "products").table_properties()
+        )
     finally:
         pii.reset_keys()
 
@@ -74,7 +86,7 @@ def _versions(storage: Path) -> dict[str, int]:
 
 
 def test_another_key_is_refused_before_anything_is_written(spark: Any, tmp_path: Path) -> None:
-    config = bronze.configuration()
+    config = project.bronze_config()
     storage = tmp_path / "inventory_bronze_cdc"
     written, other = _keys(KEY), _keys(OTHER_KEY)
     _table(spark, storage / "tables" / "bz_orders", written.fingerprint)
@@ -137,20 +149,24 @@ def test_on_databricks_the_pipeline_refuses_to_define_tables_written_under_anoth
         monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), OTHER_KEY)
         pii.reset_keys()
         with pytest.raises(PiiProtectionError) as refused:
-            bronze.pii_properties("customers", spark)
+            BronzeTable.of(spark, project.bronze_config(), "customers").pii_properties()
         message = str(refused.value)
         assert "bz_customers (" in message and "bz_customers_quarantine (" in message
         assert written in message and _keys(OTHER_KEY).fingerprint in message
-        assert bronze.pii_properties("suppliers", spark)  # its tables are not published: nothing to refuse
+        assert BronzeTable.of(
+            spark, project.bronze_config(), "suppliers"
+        ).pii_properties()  # its tables are not published: nothing to refuse
 
         monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), KEY)
         pii.reset_keys()
-        assert bronze.pii_properties("customers", spark) == {pii_tables.PROPERTY: written}
+        assert BronzeTable.of(spark, project.bronze_config(), "customers").pii_properties() == {
+            pii_tables.PROPERTY: written
+        }
 
         spark.conf.set(pii_tables.PUBLISHED_CONF_KEY, "workspace.inventory_bronze")  # no such catalog here
         monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), OTHER_KEY)
         pii.reset_keys()
-        assert bronze.pii_properties("customers", spark) == {
+        assert BronzeTable.of(spark, project.bronze_config(), "customers").pii_properties() == {
             pii_tables.PROPERTY: _keys(OTHER_KEY).fingerprint
         }
     finally:

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from inventory_bronze import bronze, pii, pii_tables
+from inventory_bronze import pii, pii_tables
 from inventory_bronze.config import target_name
 from inventory_bronze.errors import PiiProtectionError
+from inventory_devkit import project
 
-TABLES = list(bronze.configuration().tables)  # the ten tables conf/tables.yml declares
+TABLES = list(project.bronze_config().tables)  # the ten tables conf/tables.yml declares
 
 
 @pytest.fixture
@@ -23,11 +24,11 @@ def bronze_source(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     from inventory_bronze.secrets import env_var_for, source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.schema import check_database, create_schema
+    from inventory_devkit.postgres.ddl import check_database, create_schema
+    from inventory_devkit.postgres.load import seed_database
 
     with open_connection(source_connection()) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     create_schema(pg_server, drop=True)
     seed_database(pg_server, scale=0.002, seed=11, dirty_rate=0.05, quiet=True)
@@ -35,7 +36,7 @@ def bronze_source(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     pii.reset_keys()
     yield pg_server  # no capture set up: the first update sets up what it reads
     with open_connection(source_connection()) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     with pg_server.connect() as conn:
         drifted = check_database(conn)
@@ -55,7 +56,7 @@ BIG = 5_000_000_000  # a value only the widened (bigint) column holds
 
 
 def _run(storage: Path) -> dict[str, Any]:
-    from inventory_bronze.local_run import run_pipelines
+    from inventory_devkit.local_run import run_pipelines
 
     results = run_pipelines(storage=storage, quiet=True)
     for key, result in results.items():
@@ -112,11 +113,11 @@ def test_bronze_pipelines_end_to_end(
     from inventory_bronze.source.capture_slot import CaptureNames, slot_state
 
     with bronze_source.connect(autocommit=True) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             assert slot_state(conn, CaptureNames.for_table(qualified).slot).exists, qualified
 
     # every dataset holding PII records the key that wrote it (its fingerprint, never the key)
-    protected = pii_tables.protected_datasets(bronze.configuration())
+    protected = pii_tables.protected_datasets(project.bronze_config())
     assert {"bz_customers_quarantine", "bz_orders_changes"} <= set(protected) <= set(tables)
     for name in protected:
         assert pii_tables.recorded_fingerprint(tables[name]) == pii.load_keys().fingerprint, name
@@ -138,7 +139,7 @@ def test_bronze_pipelines_end_to_end(
 
         # quarantine: dirty rows land there with the names of the rules they failed
         quarantine = spark.read.format("delta").load(str(tables["bz_customers_quarantine"]))
-        rules = {r.name for r in bronze.table_config("customers").rules}
+        rules = {r.name for r in project.bronze_config().table("customers").rules}
         failed = [set(r.dq_failed_rules) for r in quarantine.select("dq_failed_rules").collect()]
         assert failed and all(f and f <= rules for f in failed)
         bad_email = conn.execute(
@@ -168,7 +169,7 @@ def test_bronze_pipelines_end_to_end(
         assert counts == {t: _current(spark, tables[target_name(t)]).count() for t in TABLES}
 
         # changes (inserts, updates, deletes) reach bronze on the next update, deletes included
-        from inventory_bronze.source.workload import run_changes
+        from inventory_devkit.postgres.workload import run_changes
 
         # ... and so does a change of the source's schema, in a captured and in a snapshot table: a column
         # added (its values taken), one widened (Delta's type widening), one dropped (kept, NULL from then on)
@@ -249,10 +250,10 @@ def test_bronze_pipelines_end_to_end(
                 if ds == target and u == update
             ] == [("WARN", added, widened, removed)], target
         from inventory_bronze.audit.report import build_html
-        from inventory_bronze.audit.store import SCHEMA_CHANGES, Location, audit_local
+        from inventory_bronze.audit.store import SCHEMA_CHANGES, Location, audit_local, default_targets
 
         for _ in range(2):  # a rerun of the audit adds nothing
-            audit_local(spark, storage)
+            audit_local(spark, storage, default_targets(project.bronze_config()))
             changes = Location.local(storage).read(spark, SCHEMA_CHANGES).collect()
             assert sorted(
                 (r.target_table, r.source_table, r.update_id, r.change, list(r.columns)) for r in changes
@@ -272,8 +273,8 @@ def test_bronze_pipelines_end_to_end(
         assert schema_events() == events
 
     # another PII key: refused before anything is written, naming the tables and both fingerprints
-    from inventory_bronze.local_run import run_pipelines
     from inventory_bronze.secrets import env_var_for
+    from inventory_devkit.local_run import run_pipelines
 
     written = pii.load_keys().fingerprint
     logs = {p: sorted(p.glob("_delta_log/*.json")) for p in storage.glob("*/tables/*")}

@@ -10,10 +10,11 @@ import yaml
 
 from inventory_bronze import config
 from inventory_bronze.errors import ConfigError
+from inventory_devkit import project
 
 
 def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001
-    data = yaml.safe_load(config.DEFAULT_PATH.read_text())
+    data = yaml.safe_load(project.CONFIG_PATH.read_text())
     mutate(data)
     path = tmp_path / "tables.yml"
     path.write_text(yaml.safe_dump(data))
@@ -21,8 +22,11 @@ def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001
 
 
 def test_the_repository_configuration_is_valid_and_covers_the_source():
-    conf = config.load()
-    assert sorted(conf.tables) == sorted(
+    from inventory_bronze.source.schema import TABLES
+
+    conf = config.load(project.CONFIG_PATH)
+    assert set(conf.tables) == {t.name for t in TABLES}  # every declared source table, nothing else
+    assert set(conf.tables) >= set(  # the seed's ten
         [
             "products",
             "suppliers",
@@ -123,7 +127,7 @@ def test_rules_call_only_allowed_functions_named_at_load(tmp_path, constraint, m
     path = _write(tmp_path, _with_rule(constraint))
     with pytest.raises(ConfigError) as err:
         config.load(path)
-    index = len(config.load().table("customers").rules)  # the appended rule
+    index = len(config.load(project.CONFIG_PATH).table("customers").rules)  # the appended rule
     assert f"tables.customers.rules.{index}" in str(err.value) and "rule 'probe'" in str(err.value)
     assert message in str(err.value)
 

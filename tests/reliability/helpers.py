@@ -5,21 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inventory_bronze import bronze
+from inventory_bronze import bronze, config
 
 
 def table_libraries(table: str) -> tuple[list[Path], dict[str, str]]:
-    """The pipeline files of one table's datasets, and its pipeline's configuration from the bundle."""
-    from inventory_bronze.local_run import pipeline_specs
+    """The pipeline file of one table (`bz_<table>.py`, all its datasets), and its pipeline's configuration
+    from the bundle."""
+    from inventory_devkit.local_run import pipeline_specs
 
-    pattern = bronze.table_config(table).pattern
-    # bundle keys are like inventory_bronze_batch, inventory_bronze_cdc
-    spec = next(s for s in pipeline_specs() if s.key.rsplit("_", 1)[-1] == pattern.pipeline)
-    folder = bronze.repo_root() / "pipelines" / pattern.pipeline
-    files = [
-        folder / f"bz_{table}{suffix}.py" for suffix in ("", "_source", "_changes", "_feed", "_quarantine")
-    ]
-    return [f for f in files if f.exists()], spec.configuration
+    target = config.target_name(table)
+    spec = next(s for s in pipeline_specs() if target in s.tables())
+    return [p for p in spec.libraries if p.stem == target], spec.configuration
 
 
 def table_update(

@@ -23,7 +23,9 @@ from psycopg import sql
 
 from inventory_bronze import bronze, config, pii
 from inventory_bronze.errors import ConfigError
+from inventory_bronze.source.capture_slot import ensure_capture
 from inventory_bronze.source.schema import table as declared
+from inventory_devkit import project
 from tests.reliability.helpers import table_update
 
 KEY_BASE = 800_000_000  # far above the seed's and the workload's keys, below the dirty orphans' 900 M
@@ -295,22 +297,22 @@ def corpus_run(
     pg_server: Any, spark: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """Seed, insert every row case, run both pipelines once; yields the storage and each case's key."""
-    from inventory_bronze.local_run import run_pipelines
     from inventory_bronze.secrets import env_var_for, source_connection
     from inventory_bronze.source.capture_connection import open_connection
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.schema import create_schema
+    from inventory_devkit.local_run import run_pipelines
+    from inventory_devkit.postgres.ddl import create_schema
+    from inventory_devkit.postgres.load import seed_database
 
     mp = pytest.MonkeyPatch()
     with open_connection(source_connection()) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     create_schema(pg_server, drop=True)
     seed_database(pg_server, scale=0.002, seed=23, dirty_rate=0.0, quiet=True)
     mp.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
     pii.reset_keys()
-    bronze.ensure_capture()
+    ensure_capture(project.bronze_config().capture_tables)
     keys = {}
     with pg_server.connect(autocommit=True) as conn:
         for i, case in enumerate(ROW_CASES):
@@ -319,7 +321,7 @@ def corpus_run(
     results = run_pipelines(storage=storage, quiet=True)
     yield {"storage": storage, "keys": keys, "results": results}
     with open_connection(source_connection()) as conn:
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     mp.undo()
     pii.reset_keys()
@@ -365,13 +367,13 @@ def test_nothing_lost_and_values_intact(corpus_run: dict[str, Any], spark: Any, 
     from inventory_bronze.reconcile import compare_rows, format_rows, reconcile
 
     with pg_server.connect(autocommit=True) as conn:
-        keyed = reconcile(spark, corpus_run["storage"], conn)
+        keyed = reconcile(spark, corpus_run["storage"], conn, project.bronze_config())
         assert all(r.ok for r in keyed), [r for r in keyed if not r.ok]
         bronze_keys: dict[str, set[Any]] = {}
         for case in ROW_CASES:
             if case.outcome == "bronze":
                 bronze_keys.setdefault(case.table, set()).add(corpus_run["keys"][case.name])
-        rows = compare_rows(spark, corpus_run["storage"], conn, keys=bronze_keys)
+        rows = compare_rows(spark, corpus_run["storage"], conn, project.bronze_config(), keys=bronze_keys)
     assert all(r.lost == r.wrong == r.duplicated == r.extra == 0 for r in rows), format_rows(rows)
 
 
@@ -388,7 +390,9 @@ def test_a_held_back_update_keeps_the_toasted_value_it_left_unchanged(
     [held] = _latest(spark, table_paths(corpus_run["storage"])[f"bz_{case.table}_quarantine"], pk, key)
     assert list(held["_unchanged_cols"]) == list(case.before) and held[next(iter(case.before))] is None
     with pg_server.connect(autocommit=True) as conn:
-        [row] = compare_rows(spark, corpus_run["storage"], conn, [case.table], {case.table: {key}})
+        [row] = compare_rows(
+            spark, corpus_run["storage"], conn, project.bronze_config(), [case.table], {case.table: {key}}
+        )
     assert (row.quarantined, row.lost, row.wrong) == (1, 0, 0), format_rows([row])
 
 
@@ -614,7 +618,7 @@ def test_a_column_the_source_adds_reaches_a_snapshot_table(
     if "__END_AT" in target.columns:
         target = target.where("__END_AT IS NULL")
     stored = {r.Region for r in target.select("Region").collect()}
-    if bronze.table_config(table).pii:
+    if project.bronze_config().table(table).pii:
         assert "north" not in stored
         assert {pii.decrypt_value(table, "Region", v) for v in stored} == {"north"}
     else:
@@ -646,8 +650,8 @@ def test_schema_evolution_rescue_and_fail(
     monkeypatch.setenv(env_var_for(pii.DEFAULT_KEY_SECRET), pii.generate_key())
     pii.reset_keys()
     config_path = _write(tmp_path, lambda d: d["tables"][table].update(schema_evolution=mode))
-    if bronze.table_config(table).pattern.uses_capture:
-        bronze.ensure_capture()
+    if project.bronze_config().table(table).pattern.uses_capture:
+        ensure_capture(project.bronze_config().capture_tables)
     storage = tmp_path / "s"
     assert table_update(spark, table, storage, config_path).ok
     target_path = storage / "tables" / f"bz_{table}"
@@ -674,7 +678,7 @@ def test_schema_evolution_rescue_and_fail(
         target = target.where("__END_AT IS NULL")
     assert "Region" not in target.columns
     rescued = {r[0]: r[1] for r in target.select(key, "_rescued_data").collect()}
-    if bronze.table_config(table).pii:
+    if project.bronze_config().table(table).pii:
         rescued = {k: v and pii.decrypt_value(table, "_rescued_data", v) for k, v in rescued.items()}
     assert {k for k, v in rescued.items() if v is not None} == {k for (k,) in changed}
     assert {v for v in rescued.values() if v is not None} == {'{"Region":"north"}'}
@@ -682,7 +686,7 @@ def test_schema_evolution_rescue_and_fail(
 
 # -------------------------------------------------------------------------------- configuration cases
 def _write(tmp_path: Path, mutate: Callable[[dict], None]) -> Path:
-    data = yaml.safe_load(config.DEFAULT_PATH.read_text())
+    data = yaml.safe_load(project.CONFIG_PATH.read_text())
     mutate(data)
     path = tmp_path / "tables.yml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))

@@ -17,16 +17,19 @@ from typing import Any
 
 import pytest
 
-from inventory_bronze import bronze, pii
+from inventory_bronze import pii
+from inventory_bronze.bronze import BronzeTable
 from inventory_bronze.source import retry
 from inventory_bronze.source.errors import ConnectionFailed
+from inventory_devkit import project
 from tests.reliability.helpers import table_update
 
 
 # ---------------------------------------------------------------------------------------------- backoff
 def test_backoff_is_1_2_4_seconds_then_a_clear_failure() -> None:
     assert retry.Backoff().delays() == [1.0, 2.0, 4.0]
-    assert retry.configured() == retry.Backoff()  # conf/tables.yml: source.retry defaults
+    retries = project.bronze_config().source.retry  # conf/tables.yml: source.retry, the defaults
+    assert retry.Backoff(retries.retries, retries.first_delay_s, retries.factor) == retry.Backoff()
     slept: list[float] = []
     calls = 0
 
@@ -53,7 +56,7 @@ def test_backoff_is_configurable_in_the_source_section(tmp_path: Path) -> None:
 
     from inventory_bronze import config
 
-    data = yaml.safe_load(config.DEFAULT_PATH.read_text())
+    data = yaml.safe_load(project.CONFIG_PATH.read_text())
     data["source"]["retry"] = {"retries": 5, "first_delay_s": 0.5, "factor": 3}
     path = tmp_path / "tables.yml"
     path.write_text(yaml.safe_dump(data))
@@ -75,7 +78,7 @@ def test_backoff_is_configurable_in_the_source_section(tmp_path: Path) -> None:
 @pytest.fixture
 def stopped_source(pg_seeded: Any) -> Iterator[Any]:
     """The seeded server, stopped; started again afterwards whatever the test did."""
-    from inventory_bronze.source.server import ensure_server, stop_server
+    from inventory_devkit.postgres.server import ensure_server, stop_server
 
     stop_server(pg_seeded.data_dir)
     try:
@@ -89,7 +92,7 @@ def test_a_stopped_source_fails_the_snapshot_after_the_retries_naming_table_and_
 ) -> None:
     started = time.monotonic()
     with pytest.raises(retry.SourceUnavailable) as err:
-        bronze.snapshot(spark, "warehouses")
+        BronzeTable.of(spark, project.bronze_config(), "warehouses").snapshot()
     assert time.monotonic() - started >= 7.0  # 1 s + 2 s + 4 s
     text = str(err.value)
     assert "tests.warehouses" in text and f"{stopped_source.port}" in text and "4 attempt(s)" in text
@@ -110,12 +113,12 @@ def test_a_stopped_source_fails_the_capture_connection_after_the_retries(stopped
 
 
 def test_a_source_back_within_the_retries_is_survived(spark: Any, stopped_source: Any) -> None:
-    from inventory_bronze.source.server import ensure_server
+    from inventory_devkit.postgres.server import ensure_server
 
     restart = threading.Timer(1.5, ensure_server, args=(stopped_source.data_dir,))
     restart.start()
     try:
-        frame = bronze.snapshot(spark, "warehouses")
+        frame = BronzeTable.of(spark, project.bronze_config(), "warehouses").snapshot()
         count = frame.count()
     finally:
         restart.join()
@@ -181,7 +184,7 @@ def test_a_dropped_slot_fails_clearly_and_the_documented_recovery_restores_bronz
 ) -> None:
     from inventory_bronze.reconcile import compare_rows
     from inventory_bronze.source.capture_slot import CaptureNames, drop_capture, setup_capture
-    from inventory_bronze.source.workload import run_changes
+    from inventory_devkit.postgres.workload import run_changes
 
     names = CaptureNames.for_table("tests.returns")
     with pg_seeded.connect(autocommit=True) as conn:
@@ -210,7 +213,9 @@ def test_a_dropped_slot_fails_clearly_and_the_documented_recovery_restores_bronz
     )
     assert refreshed.ok, refreshed.error
     with pg_seeded.connect(autocommit=True) as conn:
-        (row,) = compare_rows(spark, storage.parent, conn, tables=["returns"])  # storage is one pipeline
+        (row,) = compare_rows(
+            spark, storage.parent, conn, project.bronze_config(), tables=["returns"]
+        )  # storage is one pipeline
         drop_capture(conn, names)
     assert row.ok and row.source_rows > 0, row
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localdlt import jvm_archive
+from localdlt import jvm_archive_options
 from localdlt.session import jar_dir, jar_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,30 +25,30 @@ def _jars(folder: Path, sizes: dict[str, int]) -> list[str]:
 
 def test_the_key_changes_with_the_jars(tmp_path: Path) -> None:
     jars = _jars(tmp_path / "jars", {"delta-spark_2.13-4.4.0.jar": 10, "postgresql-42.jar": 5})
-    key = jvm_archive.archive_key(jars)
-    assert key is not None and key == jvm_archive.archive_key(list(reversed(jars)))
+    key = jvm_archive_options.archive_key(jars)
+    assert key is not None and key == jvm_archive_options.archive_key(list(reversed(jars)))
     (tmp_path / "jars" / "postgresql-42.jar").write_bytes(b"y" * 6)  # a different jar of the same name
-    assert jvm_archive.archive_key(jars) != key
-    assert jvm_archive.archive_key(jars[:1]) != jvm_archive.archive_key(jars)
+    assert jvm_archive_options.archive_key(jars) != key
+    assert jvm_archive_options.archive_key(jars[:1]) != jvm_archive_options.archive_key(jars)
 
 
 def test_options_use_the_archive_only_when_built_and_not_switched_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(jvm_archive.ENV_DUMP, raising=False)
-    monkeypatch.delenv(jvm_archive.ENV_SWITCH, raising=False)
+    monkeypatch.delenv(jvm_archive_options.ENV_DUMP, raising=False)
+    monkeypatch.delenv(jvm_archive_options.ENV_SWITCH, raising=False)
     folder = tmp_path / "cache" / "jars"
     jars = _jars(folder, {"delta-spark_2.13-4.4.0.jar": 10})
-    assert jvm_archive.java_options(folder, jars) == ""  # not built: Spark starts as without one
-    path = jvm_archive.archive_path(folder, jars)
+    assert jvm_archive_options.java_options(folder, jars) == ""  # not built: Spark starts as without one
+    path = jvm_archive_options.archive_path(folder, jars)
     assert path is not None and path.parent == tmp_path / "cache" / "jvm"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"archive")
-    assert f"-XX:SharedArchiveFile={path}" in jvm_archive.java_options(folder, jars)
-    monkeypatch.setenv(jvm_archive.ENV_SWITCH, "off")
-    assert jvm_archive.java_options(folder, jars) == ""
-    monkeypatch.setenv(jvm_archive.ENV_DUMP, str(tmp_path / "new.jsa"))
-    assert jvm_archive.java_options(folder, jars).startswith(
+    assert f"-XX:SharedArchiveFile={path}" in jvm_archive_options.java_options(folder, jars)
+    monkeypatch.setenv(jvm_archive_options.ENV_SWITCH, "off")
+    assert jvm_archive_options.java_options(folder, jars) == ""
+    monkeypatch.setenv(jvm_archive_options.ENV_DUMP, str(tmp_path / "new.jsa"))
+    assert jvm_archive_options.java_options(folder, jars).startswith(
         f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}"
     )
 
@@ -74,12 +74,12 @@ def _session_class_sources(tmp_path: Path, extra_env: dict[str, str]) -> str:
 
 def test_a_new_session_loads_its_classes_from_the_archive(tmp_path: Path) -> None:
     """scripts/setup built the archive for these jars; a new driver JVM maps it."""
-    path = jvm_archive.archive_path(jar_dir(), jar_files())
+    path = jvm_archive_options.archive_path(jar_dir(), jar_files())
     assert path is not None and path.is_file(), "no archive for the current jars: run scripts/setup"
-    shared = _session_class_sources(tmp_path, {jvm_archive.ENV_SWITCH: "on"})
+    shared = _session_class_sources(tmp_path, {jvm_archive_options.ENV_SWITCH: "on"})
     from_archive = [line for line in shared.splitlines() if "source: shared objects file (top)" in line]
     assert any(
         " org.apache.spark.sql." in line for line in from_archive
     )  # Spark's classes, not only the JDK's
-    unshared = _session_class_sources(tmp_path, {jvm_archive.ENV_SWITCH: "off"})
+    unshared = _session_class_sources(tmp_path, {jvm_archive_options.ENV_SWITCH: "off"})
     assert "shared objects file (top)" not in unshared

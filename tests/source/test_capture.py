@@ -335,7 +335,7 @@ def test_query_restart_replays_an_uncommitted_batch_exactly(
 def test_server_restart_mid_stream_loses_and_doubles_nothing(
     cdc, pg_server, capture_table, tmp_path: Path
 ) -> None:
-    from inventory_bronze.source.server import ensure_server, stop_server
+    from inventory_devkit.postgres.server import ensure_server, stop_server
 
     names = capture_table("cap_pg", '"Id" integer PRIMARY KEY, "V" integer')
     seen: list[tuple] = []
@@ -537,13 +537,13 @@ def test_resolved_options_still_name_their_secrets(pg_server, monkeypatch, tmp_p
     wrong password names KPassword, never `option 'password'` nor the value."""
     import json
 
-    from inventory_bronze.source import server
     from inventory_bronze.source.capture_connection import (
         connection_from_options,
         open_connection,
         resolved_options,
     )
     from inventory_bronze.source.errors import ConnectionFailed
+    from inventory_devkit.postgres import server
 
     local = tmp_path / "local.json"
     values = {"KConnectionString": pg_server.jdbc_url, "KUser": pg_server.user, "KPassword": "wrong-pw-xyz"}

@@ -1,23 +1,3 @@
 """The audit trail of the bronze pipelines, derived from their event logs (`derive`, pure DataFrame
 functions that run unchanged on Databricks and locally), stored incrementally (`store`), and shown as a
 terminal list (`status`) and a static HTML page (`report`)."""
-
-from inventory_bronze.audit.store import (
-    AUDIT_EXPECTATIONS,
-    AUDIT_LOG,
-    RECONCILIATION,
-    AuditResult,
-    Location,
-    audit_catalog,
-    audit_local,
-)
-
-__all__ = [
-    "AUDIT_EXPECTATIONS",
-    "AUDIT_LOG",
-    "RECONCILIATION",
-    "AuditResult",
-    "Location",
-    "audit_catalog",
-    "audit_local",
-]

@@ -12,6 +12,9 @@ The same functions run on Databricks (over the published event log tables) and l
 
 `targets` maps a bronze table name (`bz_<t>`) to its source table (`tests.<t>`); a pipeline's tables are
 the targets its `flow_definition` events name.
+
+Long because: one pure DataFrame function per audit table, all over the same event-log columns, so the
+event log is read in one place.
 """
 
 from __future__ import annotations

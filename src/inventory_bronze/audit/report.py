@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -312,9 +313,10 @@ def build_html(spark: Any, storage: Path) -> str:
     return PAGE.replace("%BODY%", "\n".join(sections))
 
 
-def write_report(spark: Any, storage: Path, out: Path, derive_first: bool = True) -> Path:
-    if derive_first:
-        audit_local(spark, storage)
+def write_report(spark: Any, storage: Path, out: Path, targets: Mapping[str, str] | None = None) -> Path:
+    """The page at `out`; with `targets` (audit.store.default_targets), the audit is derived first."""
+    if targets is not None:
+        audit_local(spark, storage, targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(build_html(spark, storage))
     return out

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from inventory_bronze.audit import derive
+from inventory_bronze.config import BronzeConfig, target_name
 from inventory_bronze.errors import ConfigError
 
 AUDIT_LOG = "bz_audit_log"
@@ -41,12 +42,8 @@ LOCAL_FOLDER = "audit"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def default_targets(spark: SparkSession | None = None, config_path: str | None = None) -> dict[str, str]:
-    """bz_<t> -> <source schema>.<t> for the ten tables of the configuration (conf/tables.yml)."""
-    from inventory_bronze import bronze
-    from inventory_bronze.config import target_name
-
-    conf = bronze.configuration(spark, config_path)
+def default_targets(conf: BronzeConfig) -> dict[str, str]:
+    """bz_<t> -> <source schema>.<t> for the tables of the configuration (conf/tables.yml)."""
     return {target_name(t): f"{conf.source.schema_}.{t}" for t in conf.table_names}
 
 
@@ -226,13 +223,10 @@ def record_reconciliation(
     location: Location,
     events: DataFrame | None,
     rows: Sequence[Any],
-    targets: Mapping[str, str] | None = None,
+    targets: Mapping[str, str],
 ) -> int:
     """Append `reconcile.reconcile_tables`'s result to `bz_reconciliation` at `location`, each table tagged
     with the latest update (a running continuous one included) of the pipeline defining it in `events`."""
-    from inventory_bronze.config import target_name
-
-    targets = dict(targets or default_targets(spark))
     if events is None:
         return 0
     latest = Window.partitionBy("pipeline_id").orderBy(F.col("started").desc())
@@ -265,12 +259,12 @@ def record_reconciliation(
 def audit_local(
     spark: SparkSession,
     storage: Path,
+    targets: Mapping[str, str],
     reconciliation: Sequence[Any] | None = None,
-    targets: Mapping[str, str] | None = None,
 ) -> AuditResult:
     """The local derivation over every pipeline under `storage` (what `audit`, `run` and `demo` call);
     `reconciliation` (rows of `reconcile.reconcile`) is recorded first so the audit carries it."""
-    targets = dict(targets or default_targets(spark))
+    targets = dict(targets)
     location = Location.local(storage)
     if reconciliation:
         record_reconciliation(spark, location, local_events(spark, storage), reconciliation, targets)
@@ -320,13 +314,11 @@ def audit_catalog(
     catalog: str,
     schema: str,
     event_logs: Sequence[str],
-    targets: Mapping[str, str] | None = None,
-    config_path: str | None = None,
+    targets: Mapping[str, str],
 ) -> AuditResult:
     """The derivation on Databricks: the published event log tables and the bronze tables by name; the
-    tables come from `targets`, else from the configuration at `config_path` (the bundle's job passes the
-    deployed conf/tables.yml: a wheel has no repository around it)."""
-    targets = dict(targets or default_targets(spark, config_path))
+    tables are `targets` (default_targets of the configuration the bundle's job names with --config)."""
+    targets = dict(targets)
     location = Location(catalog=catalog, schema=schema)
     events = catalog_events(spark, location, event_logs)
     bronze = {t: spark.read.table(location.ref(t)) for t in targets if location.exists(spark, t)}

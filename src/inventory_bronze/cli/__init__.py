@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
 from inventory_bronze import __version__
 
-# module name under inventory_bronze.cli, in the order `--help` shows them
+# module name under inventory_bronze.cli, in the order `--help` shows them; those in LOCAL_COMMANDS need
+# the checkout's local tools (inventory_devkit, localdlt), which the deployed wheel does not hold
 COMMANDS = (
     "demo",
     "run",
@@ -28,6 +30,7 @@ COMMANDS = (
     "maintain",
     "bench",
 )
+LOCAL_COMMANDS = frozenset({"demo", "run", "dlt", "db", "seed", "changes", "bench"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,14 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    local_tools = importlib.util.find_spec("inventory_devkit") is not None
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"inventory_bronze.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"inventory_bronze.cli.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        if name in LOCAL_COMMANDS and not local_tools:
+            continue  # a deployed installation: the jobs' commands only
+        importlib.import_module(f"inventory_bronze.cli.{name}").register(sub)
     return parser
 
 

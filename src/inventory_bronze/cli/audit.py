@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inventory_bronze import bronze
+from inventory_bronze.cli import options
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
+DEFAULT_STORAGE = options.local_storage()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,17 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from inventory_bronze.audit.store import audit_catalog, audit_local, default_targets
+    from inventory_bronze.cli import options
     from localdlt.session import get_spark
 
     on_catalog = bool(args.catalog or args.schema or args.event_log)
     if on_catalog and not (args.catalog and args.schema and args.event_log):
         raise SystemExit("--catalog, --schema and --event-log go together")
     spark = get_spark("inventory-bronze-audit")
+    targets = default_targets(options.bronze_config(args.config))
     if on_catalog:
-        result = audit_catalog(spark, args.catalog, args.schema, args.event_log, config_path=args.config)
+        result = audit_catalog(spark, args.catalog, args.schema, args.event_log, targets)
     else:
         if not Path(args.storage).is_dir():
             raise SystemExit(f"no pipeline storage at {args.storage} (run `inventory-bronze run` first)")
-        result = audit_local(spark, args.storage, targets=default_targets(spark, args.config))
+        result = audit_local(spark, args.storage, targets)
     print(result.summary())
     return 0

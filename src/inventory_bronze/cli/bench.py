@@ -8,9 +8,9 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from inventory_bronze import bronze
+from inventory_devkit import project
 
-SCRIPT = bronze.repo_root() / "bench" / "bench_bronze.py"
+SCRIPT = project.ROOT / "bench" / "bench_bronze.py"
 
 
 def _script() -> ModuleType:

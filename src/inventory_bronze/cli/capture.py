@@ -70,9 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _names(args: argparse.Namespace) -> list[CaptureNames]:
-    from inventory_bronze import bronze
+    from inventory_bronze.cli import options
 
-    tables = args.table or bronze.capture_tables()
+    tables = args.table or options.bronze_config(None).capture_tables
     if (args.slot or args.publication) and len(tables) != 1:
         raise SystemExit("--slot and --publication need exactly one --table")
     return [CaptureNames.for_table(t, args.slot, args.publication) for t in tables]

@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
-    from inventory_bronze.source.server import server_info
-    from inventory_bronze.source.workload import run_changes
+    from inventory_devkit.postgres.server import server_info
+    from inventory_devkit.postgres.workload import run_changes
 
     if args.rate is not None and args.duration is None:
         parser.error("--rate needs --duration SECONDS")

@@ -53,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
-    from inventory_bronze.source.server import ensure_server, secrets_file
-    from inventory_bronze.source.server_access import cluster_dir
+    from inventory_devkit.postgres.server import ensure_server, secrets_file
+    from inventory_devkit.postgres.server_access import cluster_dir
 
     try:
         info = ensure_server(args.data_dir)
@@ -71,7 +71,7 @@ def _start(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
-    from inventory_bronze.source.server import stop_server
+    from inventory_devkit.postgres.server import stop_server
 
     try:
         stopped = stop_server(args.data_dir)
@@ -83,7 +83,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from inventory_bronze.source.server import server_status
+    from inventory_devkit.postgres.server import server_status
 
     status = server_status(args.data_dir)
     print(status.describe())

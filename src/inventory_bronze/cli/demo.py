@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from inventory_bronze import bronze
 from inventory_bronze.cli.options import dirty_rate, non_negative_float, non_negative_int, scale
+from inventory_devkit import project
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "demo"
+DEFAULT_STORAGE = project.ROOT / "var" / "demo"
 #: in a storage folder the demo created: the demo replaces only such a folder (or its default one)
 MARKER = ".inventory-bronze-demo"
 
@@ -81,13 +81,13 @@ def _step(text: str) -> float:
 def _demo(args: argparse.Namespace) -> int:
     from inventory_bronze import pii
     from inventory_bronze.errors import PiiProtectionError
-    from inventory_bronze.local_run import run_pipelines
     from inventory_bronze.secrets import SecretError, source_connection
     from inventory_bronze.source.capture_connection import open_connection
-    from inventory_bronze.source.capture_slot import CaptureNames, drop_capture
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.server import ensure_server
-    from inventory_bronze.source.workload import run_changes
+    from inventory_bronze.source.capture_slot import CaptureNames, drop_capture, ensure_capture
+    from inventory_devkit.local_run import run_pipelines
+    from inventory_devkit.postgres.load import seed_database
+    from inventory_devkit.postgres.server import ensure_server
+    from inventory_devkit.postgres.workload import run_changes
 
     problem = storage_problem(args.storage)
     if problem is not None:  # before anything runs: the demo also resets the source and its capture
@@ -99,12 +99,12 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"running at {info.jdbc_url} (user {info.user})")
 
     with open_connection(source_connection()) as conn:  # a fresh source: old slots point at old data
-        for qualified in bronze.capture_tables():
+        for qualified in project.bronze_config().capture_tables:
             drop_capture(conn, CaptureNames.for_table(qualified))
     t = _step(f"seed: scale {args.scale}, dirty rate {args.dirty_rate}")
     seed_database(info, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate)
     timings["seed"] = time.monotonic() - t
-    for line in bronze.ensure_capture():
+    for line in ensure_capture(project.bronze_config().capture_tables):
         print(line)
     try:
         pii.load_keys()
@@ -166,9 +166,7 @@ def _demo(args: argparse.Namespace) -> int:
     _print_quality(get_spark(), args.storage)
     from inventory_bronze.audit.report import write_report
 
-    report = write_report(
-        get_spark(), args.storage, args.storage / "audit" / "report.html", derive_first=False
-    )
+    report = write_report(get_spark(), args.storage, args.storage / "audit" / "report.html")
     print("\nwhere things are:")
     print(f"  bronze tables: {args.storage}/<pipeline>/tables/bz_*")
     print(f"  event logs:    {args.storage}/<pipeline>/system/events")
@@ -181,7 +179,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _reconcile(storage: Path, when: str) -> bool:
     """Source vs bronze (+ quarantine) per table, printed; True when every table matches."""
-    from inventory_bronze.audit.store import audit_local
+    from inventory_bronze.audit.store import audit_local, default_targets
     from inventory_bronze.reconcile import format_table, reconcile
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
@@ -189,9 +187,12 @@ def _reconcile(storage: Path, when: str) -> bool:
 
     _step(f"reconciliation {when}: source vs bronze (+ quarantine)")
     with open_connection(source_connection()) as conn:
-        rows = reconcile(get_spark(), storage, conn)
+        rows = reconcile(get_spark(), storage, conn, project.bronze_config())
     print(format_table(rows))
-    print(audit_local(get_spark(), storage, reconciliation=rows).summary())  # audit of the updates so far
+    targets = default_targets(project.bronze_config())
+    print(
+        audit_local(get_spark(), storage, targets, reconciliation=rows).summary()
+    )  # audit of the updates so far
     return all(r.ok for r in rows)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from inventory_bronze import bronze
+from inventory_bronze.cli import options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="OPTIMIZE (liquid clustering where clustered) and VACUUM every bz_* table: the local "
         "pipeline storage by default, or catalog.schema on Databricks (--catalog/--schema).",
     )
-    parser.add_argument(
-        "--storage", default=str(bronze.repo_root() / "var" / "pipelines"), help="local storage"
-    )
+    parser.add_argument("--storage", default=options.local_storage(), type=Path, help="local storage")
     parser.add_argument("--catalog", help="Unity Catalog catalog (with --schema): maintain its bz_* tables")
     parser.add_argument("--schema", help="schema of the bronze tables (with --catalog)")
     parser.add_argument("--vacuum-retain-hours", type=int, default=168, help="VACUUM retention (default 168)")

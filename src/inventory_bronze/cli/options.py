@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inventory_bronze import config
+from inventory_bronze.config import BronzeConfig
+from inventory_bronze.errors import ConfigError
+
 
 def conf_entry(entry: str) -> str:
     """An argparse type: a `KEY=VALUE` entry, checked when the arguments are parsed."""
@@ -76,3 +80,32 @@ def storage_folder(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder; choose a folder for the storage")
     return path
+
+
+def local_storage() -> Path | None:
+    """Where local runs keep their pipelines' tables (var/pipelines of the checkout); None where the local
+    tools are not installed (a job on Databricks, which names its catalog and schema instead)."""
+    try:
+        from inventory_devkit import project
+    except ModuleNotFoundError:
+        return None
+    return project.VAR / "pipelines"
+
+
+def config_path(path: str | Path | None) -> Path:
+    """`path` (--config), else the checkout's conf/tables.yml; a job on Databricks passes the deployed one
+    (${workspace.file_path}/conf/tables.yml)."""
+    if path is not None:
+        return Path(path)
+    try:
+        from inventory_devkit import project
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "--config is required here: name the bronze configuration (conf/tables.yml)."
+        ) from None
+    return project.CONFIG_PATH
+
+
+def bronze_config(path: str | Path | None) -> BronzeConfig:
+    """The configuration at `config_path(path)`, read once per process."""
+    return config.load_once(config_path(path))

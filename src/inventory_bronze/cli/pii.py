@@ -11,8 +11,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from inventory_bronze.cli import options
 from inventory_bronze.cli.options import storage_folder
-from inventory_bronze.cli.run import DEFAULT_STORAGE
+
+DEFAULT_STORAGE = options.local_storage()
 
 _EPILOG = (
     "The key is read through the secrets chain (see `inventory-bronze secrets providers`) under the name "
@@ -166,7 +168,7 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str]:
     from inventory_bronze import config
     from inventory_bronze.errors import PiiProtectionError
 
-    cfg = config.load(args.config, check_source=False)
+    cfg = config.load(options.config_path(args.config), check_source=False)
     tables = {name.lower(): name for name in cfg.tables}
     wanted = args.table.lower()
     table = tables.get(wanted) or (tables.get(wanted[3:]) if wanted.startswith("bz_") else None)
@@ -229,7 +231,7 @@ def _rotate(args: argparse.Namespace) -> int:
     if bool(args.catalog) != bool(args.schema):
         raise ConfigError("--catalog and --schema go together (where the pipelines publish)")
     old, new = pii.load_keys(args.from_secret), pii.load_keys(args.secret)
-    cfg = config.load(args.config, check_source=False)
+    cfg = config.load(options.config_path(args.config), check_source=False)
     spark = get_spark("inventory-bronze")
     if args.catalog:
         datasets = catalog_datasets(spark, f"{args.catalog}.{args.schema}", cfg)

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from inventory_bronze import bronze
+from inventory_bronze.cli import options
 from inventory_bronze.cli.options import non_negative_float
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
+DEFAULT_STORAGE = options.local_storage()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.secret_scope:
         os.environ[ENV_SCOPE] = args.secret_scope
     spark = get_spark("inventory-bronze-reconcile")
-    config = bronze.configuration(spark, args.config)
+    config = options.bronze_config(args.config)
     names = SecretNames(*args.secret_names) if args.secret_names else None
     if on_catalog:
         location = Location(catalog=args.catalog, schema=args.schema)
@@ -91,10 +91,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     settle = (lambda: time.sleep(args.settle_seconds)) if args.settle_seconds else None
     with open_connection(source_connection(names)) as conn:
         rows = reconcile.reconcile_tables(
-            spark, read, conn, config.table_names, settle, args.source_schema or config.source.schema_
+            spark,
+            read,
+            conn,
+            config,
+            settle=settle,
+            source_schema=args.source_schema or config.source.schema_,
         )
     print(reconcile.format_table(rows))
-    recorded = record_reconciliation(spark, location, events, rows, default_targets(spark, args.config))
+    recorded = record_reconciliation(spark, location, events, rows, default_targets(config))
     print(f"recorded {recorded} table(s) in {location.ref('bz_reconciliation')}")
     mismatched = [r.table for r in rows if not r.ok]
     if mismatched:

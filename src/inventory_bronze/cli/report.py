@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inventory_bronze import bronze
+from inventory_bronze.cli import options
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
+DEFAULT_STORAGE = options.local_storage()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,18 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, help=f"default {DEFAULT_STORAGE}")
     parser.add_argument("--out", type=Path, help="output file (default STORAGE/audit/report.html)")
+    parser.add_argument(
+        "--config", help="the tables configuration (default: conf/tables.yml of the checkout)"
+    )
     parser.set_defaults(handler=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from inventory_bronze.audit.report import write_report
-    from inventory_bronze.audit.store import LOCAL_FOLDER, event_log_paths
+    from inventory_bronze.audit.store import LOCAL_FOLDER, default_targets, event_log_paths
     from localdlt.session import get_spark
 
     if not event_log_paths(args.storage):
         print(f"no pipeline event logs under {args.storage}")
         return 1
     out = args.out or Path(args.storage) / LOCAL_FOLDER / "report.html"
-    write_report(get_spark("inventory-bronze-report"), args.storage, out)
+    targets = default_targets(options.bronze_config(args.config))
+    write_report(get_spark("inventory-bronze-report"), args.storage, out, targets)
     print(f"report: {out}")
     return 0

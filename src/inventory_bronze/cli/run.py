@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inventory_bronze import bronze
 from inventory_bronze.cli.options import non_negative_float, storage_folder
+from inventory_devkit import project
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
+DEFAULT_STORAGE = project.ROOT / "var" / "pipelines"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_seconds is not None and not args.continuous:
         print("--max-seconds needs --continuous", file=sys.stderr)
         return 2
-    from inventory_bronze.local_run import run_pipelines
     from inventory_bronze.redaction import redact
+    from inventory_devkit.local_run import run_pipelines
 
     results = run_pipelines(
         storage=args.storage,
@@ -68,11 +68,12 @@ def _run(args: argparse.Namespace) -> int:
 
         print("\nreconciliation (source vs bronze + quarantine):")
         with open_connection(source_connection()) as conn:
-            rows = reconcile(get_spark(), args.storage, conn)
+            rows = reconcile(get_spark(), args.storage, conn, project.bronze_config())
         print(format_table(rows))
         mismatched = not all(r.ok for r in rows)
-    from inventory_bronze.audit.store import audit_local  # the audit of the updates just run
+    from inventory_bronze.audit.store import audit_local, default_targets  # the audit of the updates just run
     from localdlt.session import get_spark
 
-    print(audit_local(get_spark(), args.storage, reconciliation=rows).summary())
+    targets = default_targets(project.bronze_config())
+    print(audit_local(get_spark(), args.storage, targets, reconciliation=rows).summary())
     return 1 if failed or mismatched else 0

@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from inventory_bronze.source.errors import SourceError
-    from inventory_bronze.source.load import seed_database
-    from inventory_bronze.source.server import ensure_server, holds_server
+    from inventory_devkit.postgres.load import seed_database
+    from inventory_devkit.postgres.server import ensure_server, holds_server
 
     if args.data_dir is not None and not holds_server(args.data_dir):
         # a mistyped folder would otherwise get a new, empty cluster of its own, started and seeded

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inventory_bronze import bronze
+from inventory_bronze.cli import options
 
-DEFAULT_STORAGE = bronze.repo_root() / "var" / "pipelines"
+DEFAULT_STORAGE = options.local_storage()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,11 +1,10 @@
-"""The PostgreSQL source of the bronze layer.
+"""The PostgreSQL source of the bronze layer, as the deployed pipelines read it.
 
-* `server`    the local PostgreSQL 16 server (start/stop/status, `ServerInfo`, the local secrets file)
-* `schema`    the ten tables of `DE.tests`, declared once; DDL, `check_database`, `describe`
-* `generator` deterministic, vectorised generation of the tables (numpy + pyarrow); `dirty` its rules
-* `load`      `seed_database`: binary COPY (`pgbinary`) of the generated tables, with timings
-* `workload`  `run_changes`: the change workload (business transactions, optional DDL)
-* `snapshot`  `read_table`: consistent snapshot reads through Spark JDBC
+* `schema`   the ten tables of `DE.tests`, declared once (columns, types, keys, PII, large text)
+* `reads`    a table's snapshot (JDBC) or change stream (`pgcdc`), as a pipeline reads it
+* `capture*` log-based change capture: the `pgcdc` data source, its slots, stream and decoding
+* `retry`    source connections retried with exponential backoff
 
-Errors derive from `errors.SourceError`. (`capture*` and `secrets*` modules: log-based change capture.)
+Errors derive from `errors.SourceError`. The local PostgreSQL that plays the source lives in
+`inventory_devkit.postgres` (not deployed).
 """

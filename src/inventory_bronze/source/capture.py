@@ -63,6 +63,9 @@ batches. A batch [start, end) holds the transactions whose commit LSN lies in it
 server) streams again from its checkpoint exactly the uncommitted batches. With nothing of the table to
 deliver, an offset still moves past the other tables' WAL once 16 MB of it piled up, so the slot does
 not keep it.
+
+Long because: the `pgcdc` data source is one Spark DataSource surface (source, stream reader, partitions,
+offsets); decoding, slots and the replication stream already live in capture_*.py.
 """
 
 from __future__ import annotations

@@ -237,6 +237,22 @@ def setup_capture(conn: psycopg.Connection, names: CaptureNames) -> SetupResult:
     return SetupResult(names, created_pub, created_slot, consistent)
 
 
+def ensure_capture(tables: Iterable[str]) -> list[str]:
+    """Create the publication and replication slot of each captured table, qualified (idempotent), on the
+    source the secrets chain names; returns what it did, one line per table. Run before the first update
+    (`run`, the demo and `capture setup` do)."""
+    from inventory_bronze.secrets import source_connection
+    from inventory_bronze.source.capture_connection import open_connection
+
+    lines = []
+    with open_connection(source_connection()) as conn:
+        for qualified in tables:
+            result = setup_capture(conn, CaptureNames.for_table(qualified))
+            state = "created" if result.created_slot else "exists"
+            lines.append(f"{qualified}: slot {result.names.slot} {state}")
+    return lines
+
+
 def drop_capture(conn: psycopg.Connection, names: CaptureNames) -> tuple[bool, bool]:
     """Drop the slot (first: it pins WAL) and the publication. Returns what existed."""
     from psycopg import sql

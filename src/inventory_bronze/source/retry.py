@@ -2,8 +2,8 @@
 capture's connections go through `call`.
 
 A transient failure (the server refuses connections, is shutting down or restarting, the network drops)
-is retried after 1 s, 2 s and 4 s (`Backoff()`: 3 retries, first delay 1 s, factor 2; set in
-conf/tables.yml under `source.retry`), then fails with `SourceUnavailable`, naming what was being read
+is retried after 1 s, 2 s and 4 s (`Backoff()`: 3 retries, first delay 1 s, factor 2; the snapshot reads
+take conf/tables.yml's `source.retry`), then fails with `SourceUnavailable`, naming what was being read
 (the table), the host and the attempts. Anything else (a wrong password, a missing table or column, a
 bad query) fails at once: retrying cannot fix it. Messages never carry a secret: the caller's secrets are
 redacted from the server's text.
@@ -72,17 +72,6 @@ class Backoff:
         return cls(retries, first_delay_s, factor)
 
 
-def configured() -> Backoff:
-    """The backoff of conf/tables.yml's `source.retry` (the defaults when the file cannot be read)."""
-    try:
-        from inventory_bronze import bronze
-
-        settings = bronze.configuration().source.retry
-    except Exception:  # the configuration's own errors surface where it is loaded
-        return Backoff()
-    return Backoff(settings.retries, settings.first_delay_s, settings.factor)
-
-
 def is_transient(err: BaseException) -> bool:
     text = _text(err).lower()
     if any(p in text for p in PERMANENT):
@@ -131,7 +120,7 @@ def call(
 ) -> T:
     """`fn()`, retried on transient failures; `what` names the read (e.g. "snapshot of tests.orders"),
     `credentials` where the user and password come from (named in an authentication failure)."""
-    backoff = backoff or configured()
+    backoff = backoff or Backoff()
     delays = backoff.delays()
     secrets = list(secrets)
     for attempt in range(len(delays) + 1):

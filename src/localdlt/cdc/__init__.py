@@ -1,6 +1,6 @@
 """AUTO CDC (`apply_changes` / `create_auto_cdc_flow`) and AUTO CDC FROM SNAPSHOT for the local runtime.
 
-The executor calls:
+Called by the analysis (the schemas) and by `localdlt.flowkinds` (the flows):
     cdc_target_schema(spec, source_df)       -> StructType of the target (analysis)
     snapshot_target_schema(spec, source_df)  -> StructType, or None for a function source (the flow
                                                 creates / widens the target itself on its first snapshot)

@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, LongType, StructField, StructType
 
-from localdlt.cdc import common as c
+import localdlt.cdc.common as c
 from localdlt.graph import CdcSpec
 from localdlt.metrics import FlowMetrics
 from localdlt.storage import write_json

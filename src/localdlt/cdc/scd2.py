@@ -27,7 +27,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from localdlt.cdc import common as c
+import localdlt.cdc.common as c
 from localdlt.graph import CdcSpec
 from localdlt.metrics import FlowMetrics
 

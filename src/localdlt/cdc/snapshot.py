@@ -14,7 +14,7 @@ keys, cached) and counts each kind of change; when nothing changed nothing is wr
 target's new contents are written in one overwrite commit (the rows a MERGE would leave, computed from the
 cached comparison). A snapshot table is read whole on every update anyway, so one overwrite costs what a
 MERGE touching every file costs, without the MERGE's two passes; a target whose columns the snapshot does
-not cover exactly (a source column dropped) is MERGEd instead.
+not cover exactly (a source column dropped) is MERGEd instead (`localdlt.cdc.snapshot_merge`).
 
 Hidden state: DIR/system/state/<target>/snapshot.json -- the last applied snapshot (n, version), replaced
 atomically (earlier versions kept it in a Delta table, snapshots/, still read when the file is missing). The
@@ -33,13 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType, TimestampType
 from pyspark.storagelevel import StorageLevel
 
-from localdlt.cdc import common as c
+import localdlt.cdc.common as c
+from localdlt.cdc.snapshot_merge import merge_scd1, merge_scd2
+from localdlt.cdc.snapshot_versions import decode, encode, version_lit
 from localdlt.errors import CdcError, DefinitionError
 from localdlt.graph import SnapshotCdcSpec
 from localdlt.metrics import FlowMetrics
@@ -65,44 +66,8 @@ def snapshot_target_schema(spec: SnapshotCdcSpec, source_df: DataFrame | None) -
     return StructType(fields)
 
 
-def _encode(version: Any) -> str:
-    if isinstance(version, bool):
-        raise TypeError("a bool is not a snapshot version")
-    if isinstance(version, int):
-        return json.dumps({"t": "int", "v": version})
-    if isinstance(version, dt.datetime):
-        return json.dumps({"t": "datetime", "v": version.isoformat()})
-    if isinstance(version, dt.date):
-        return json.dumps({"t": "date", "v": version.isoformat()})
-    if isinstance(version, float):
-        return json.dumps({"t": "float", "v": version})
-    if isinstance(version, str):
-        return json.dumps({"t": "str", "v": version})
-    raise TypeError(f"unsupported snapshot version type {type(version).__name__}")
-
-
-def _decode(text: str | None) -> Any:
-    if text is None:
-        return None
-    d = json.loads(text)
-    t, v = d["t"], d["v"]
-    if t == "datetime":
-        return dt.datetime.fromisoformat(v)
-    if t == "date":
-        return dt.date.fromisoformat(v)
-    return v
-
-
 def _key_text(keys: list[str], row: Any) -> str:
     return "(" + ", ".join(f"{k}={row[k]!r}" for k in keys) + ")"
-
-
-def _version_lit(version: Any) -> Any:
-    if isinstance(version, int) and not isinstance(version, bool):
-        return F.lit(version).cast("long")
-    if isinstance(version, dt.datetime):
-        return F.lit(version).cast("timestamp")
-    return F.lit(version)
 
 
 class SnapshotFlow:
@@ -118,7 +83,7 @@ class SnapshotFlow:
         """The last applied snapshot: (n, version), (0, None) before the first."""
         try:
             state = json.loads(self.state_file.read_text())
-            return int(state["n"]), _decode(state["version"])
+            return int(state["n"]), decode(state["version"])
         except FileNotFoundError:
             pass
         if not c.delta_exists(spark, self.legacy_state_path):
@@ -130,10 +95,10 @@ class SnapshotFlow:
             .limit(1)
             .collect()
         )
-        return (int(rows[0]["n"]), _decode(rows[0]["version"])) if rows else (0, None)
+        return (int(rows[0]["n"]), decode(rows[0]["version"])) if rows else (0, None)
 
     def _save(self, n: int, version: Any) -> None:
-        write_json(self.state_file, {"n": n, "version": _encode(version), "at": int(time.time() * 1000)})
+        write_json(self.state_file, {"n": n, "version": encode(version), "at": int(time.time() * 1000)})
 
     def run(self) -> None:
         spark = self.ctx.spark
@@ -227,7 +192,7 @@ class SnapshotFlow:
         path = self.ctx.target_path
         fields = list(snap.schema.fields)
         if int(self.spec.stored_as_scd_type) == 2:
-            vtype = snap.select(_version_lit(version).alias("v")).schema[0].dataType
+            vtype = snap.select(version_lit(version).alias("v")).schema[0].dataType
             fields += [StructField(c.START_AT, vtype, True), StructField(c.END_AT, vtype, True)]
         schema = StructType(fields)
         if not c.delta_exists(spark, path):
@@ -310,7 +275,7 @@ class SnapshotFlow:
     def _apply_scd1(self, spark: SparkSession, snap: DataFrame, n: int) -> FlowMetrics:
         target = spark.read.format("delta").load(self.ctx.target_path)
         if not self._covers_target(target, snap, scd2=False):
-            return self._merge_scd1(spark, snap, n)
+            return merge_scd1(spark, self.ctx.target_path, snap, self.keys, self._idempotent(spark, n))
         values = self._values(snap)
         compared = self._compare(snap, target, [], lambda same: [("changed", ~same(values))])
         try:
@@ -327,12 +292,13 @@ class SnapshotFlow:
 
     def _apply_scd2(self, spark: SparkSession, snap: DataFrame, version: Any, n: int) -> FlowMetrics:
         target = spark.read.format("delta").load(self.ctx.target_path)
-        if not self._covers_target(target, snap, scd2=True):
-            return self._merge_scd2(spark, snap, version, n)
         values = self._values(snap)
         tracked = c.tracked_columns(
             self.spec.track_history_column_list, self.spec.track_history_except_column_list, values, self.flow
         )
+        if not self._covers_target(target, snap, scd2=True):
+            idempotent = self._idempotent(spark, n)
+            return merge_scd2(spark, self.ctx.target_path, snap, self.keys, tracked, version, idempotent)
         untracked = [v for v in values if v not in tracked]
         compared = self._compare(
             snap,
@@ -363,7 +329,7 @@ class SnapshotFlow:
         updated in place (untracked columns), closed (gone, changed), and new versions (new, changed)."""
         start_type = target.schema[c.START_AT].dataType
         end_type = target.schema[c.END_AT].dataType
-        v = _version_lit(version)
+        v = version_lit(version)
         kind = F.col("__kind")
 
         def row(source: str, start: Any, end: Any) -> list[Any]:
@@ -389,109 +355,6 @@ class SnapshotFlow:
         for part in parts[1:]:
             out = out.unionByName(part.select(*[c.col(x) for x in target.columns]))
         return out
-
-    # ------------------------------------------------ MERGE: a target the snapshot does not cover exactly
-    def _merge_scd1(self, spark: SparkSession, snap: DataFrame, n: int) -> FlowMetrics:
-        q = c.quote
-        values = self._values(snap)
-        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.keys)
-        changed = " OR ".join(f"NOT (t.{q(v)} <=> s.{q(v)})" for v in values) or "false"
-        with self._idempotent(spark, n):
-            result = (
-                DeltaTable.forPath(spark, self.ctx.target_path)
-                .alias("t")
-                .merge(snap.alias("s"), on)
-                .whenMatchedUpdate(condition=changed, set={q(v): f"s.{q(v)}" for v in values})
-                .whenNotMatchedInsert(values={q(x): f"s.{q(x)}" for x in snap.columns})
-                .whenNotMatchedBySourceDelete()
-                .execute()
-            )
-        counts = c.merge_counts(result)
-        return FlowMetrics(
-            num_output_rows=counts["num_affected_rows"],
-            num_upserted_rows=counts["num_inserted_rows"] + counts["num_updated_rows"],
-            num_deleted_rows=counts["num_deleted_rows"],
-        )
-
-    def _merge_scd2(self, spark: SparkSession, snap: DataFrame, version: Any, n: int) -> FlowMetrics:
-        q = c.quote
-        keys = self.keys
-        values = self._values(snap)
-        tracked = c.tracked_columns(
-            self.spec.track_history_column_list, self.spec.track_history_except_column_list, values, self.flow
-        )
-        untracked = [v for v in values if v not in tracked]
-        current = (
-            spark.read.format("delta")
-            .load(self.ctx.target_path)
-            .where(F.col(c.END_AT).isNull())
-            .select(*[c.col(k) for k in keys], *[c.col(v).alias(f"__cur_{i}") for i, v in enumerate(values)])
-            .withColumn("__in_cur", F.lit(True))
-        )
-        j = snap.withColumn("__in_snap", F.lit(True)).join(current, keys, "full_outer")
-
-        def same(cols: list[str]) -> Any:
-            out = F.lit(True)
-            for v in cols:
-                out = out & c.col(v).eqNullSafe(F.col(f"__cur_{values.index(v)}"))
-            return out
-
-        both = F.col("__in_snap").isNotNull() & F.col("__in_cur").isNotNull()
-        j = j.withColumn(
-            "__kind",
-            F.when(F.col("__in_cur").isNull(), F.lit("new"))
-            .when(F.col("__in_snap").isNull(), F.lit("gone"))
-            .when(both & ~same(tracked), F.lit("changed"))
-            .when(both & ~same(untracked), F.lit("inplace")),
-        ).where(F.col("__kind").isNotNull())
-        base = [*[c.col(k) for k in keys], *[c.col(v) for v in values]]
-        base.append(F.col("__kind"))
-        src = (
-            j.where(F.col("__kind").isin("new", "changed"))
-            .select(*base, F.lit("insert").alias("__a"))
-            .unionByName(
-                j.where(F.col("__kind").isin("gone", "changed")).select(*base, F.lit("close").alias("__a"))
-            )
-            .unionByName(j.where(F.col("__kind") == "inplace").select(*base, F.lit("inplace").alias("__a")))
-            .withColumn("__v", _version_lit(version))
-        ).persist()
-        try:
-            # the kinds from the cached rows (a changed key has an insert and a close row: count one)
-            kinds = {
-                r["__kind"]: r["n"]
-                for r in src.where((F.col("__a") != "close") | (F.col("__kind") == "gone"))
-                .groupBy("__kind")
-                .agg(F.count("*").alias("n"))
-                .collect()
-            }
-            on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
-            on += f" AND t.{q(c.END_AT)} IS NULL AND s.__a <> 'insert'"
-            insert = {q(x): f"s.{q(x)}" for x in [*keys, *values]}
-            insert[q(c.START_AT)] = "s.__v"
-            insert[q(c.END_AT)] = (
-                "CAST(NULL AS " + snap.select(_version_lit(version)).schema[0].dataType.simpleString() + ")"
-            )
-            with self._idempotent(spark, n):
-                result = (
-                    DeltaTable.forPath(spark, self.ctx.target_path)
-                    .alias("t")
-                    .merge(src.alias("s"), on)
-                    .whenMatchedUpdate(condition="s.__a = 'close'", set={q(c.END_AT): "s.__v"})
-                    .whenMatchedUpdate(
-                        condition="s.__a = 'inplace'",
-                        set={q(v): f"s.{q(v)}" for v in untracked} or {q(c.END_AT): "t." + q(c.END_AT)},
-                    )
-                    .whenNotMatchedInsert(condition="s.__a = 'insert'", values=insert)
-                    .execute()
-                )
-        finally:
-            src.unpersist()
-        counts = c.merge_counts(result)
-        return FlowMetrics(
-            num_output_rows=counts["num_affected_rows"],
-            num_upserted_rows=kinds.get("new", 0) + kinds.get("changed", 0) + kinds.get("inplace", 0),
-            num_deleted_rows=kinds.get("gone", 0),
-        )
 
 
 def run_snapshot_flow(ctx: Any) -> None:

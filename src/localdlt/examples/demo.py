@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from localdlt import monitoring, run_update
+import localdlt.monitoring as monitoring
 from localdlt.examples.landing import write_batch
+from localdlt.runner import run_update
 from localdlt.session import get_spark
 
 PIPELINE = Path(__file__).resolve().parents[3] / "examples" / "ten_tables" / "dlt"

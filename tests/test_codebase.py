@@ -1,0 +1,146 @@
+"""The shape of the code a newcomer reads: no import cycles, short modules (or a stated reason), and the
+deployed package apart from the local tools (inventory_devkit), which the deployed wheel does not hold."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+LONG = 400  # lines; a longer module says why at its top ("Long because: ...")
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path], top_level_only: bool = False) -> set[str]:
+    """The project modules `name` imports (function-level imports too, unless `top_level_only`)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for imported in names:
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                found.add(imported)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycles_are_found() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    assert _cycles(graph) == []
+
+
+def test_long_modules_say_why() -> None:
+    too_long = []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        docstring = ast.get_docstring(ast.parse("\n".join(lines))) or ""
+        if len(lines) > LONG and "Long because:" not in docstring:
+            too_long.append(f"{path.relative_to(ROOT)} ({len(lines)} lines)")
+    assert too_long == []
+
+
+def test_deployed_code_needs_no_local_tool_to_import() -> None:
+    """Only the local commands of the CLI import inventory_devkit when loaded (directly or through what
+    they load); the rest of the deployed package reaches it, if at all, inside a function a local run calls."""
+    from inventory_bronze.cli import LOCAL_COMMANDS
+
+    modules = _modules()
+    loads = {name: _imports(name, path, modules, top_level_only=True) for name, path in modules.items()}
+    local = {f"inventory_bronze.cli.{c}" for c in LOCAL_COMMANDS}
+
+    def reaches_devkit(name: str, seen: set[str]) -> bool:
+        seen.add(name)
+        for m in loads[name] | ({name.rpartition(".")[0]} - {""}):  # a module loads its package first
+            if m.startswith("inventory_devkit") or (m not in seen and reaches_devkit(m, seen)):
+                return True
+        return False
+
+    offenders = [
+        name
+        for name in modules
+        if name.startswith("inventory_bronze") and name not in local and reaches_devkit(name, set())
+    ]
+    assert offenders == []
+
+
+@pytest.mark.slow
+def test_the_deployed_wheel_holds_no_local_tools(tmp_path: Path) -> None:
+    """The bundle's artifact (databricks.yml: pip wheel of the project) and what the jobs install."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, ROOT],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("inventory_bronze-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"inventory_bronze", "localdlt"}
+    assert "inventory_bronze/bronze.py" in names and "inventory_bronze/source/capture.py" in names
+    assert not [n for n in names if "devkit" in n or n.endswith(("server.py", "generator.py", "workload.py"))]
