@@ -59,7 +59,8 @@ def configuration(spark: SparkSession) -> BronzeConfig:
     if not path:
         raise ConfigError(
             f"The pipeline setting '{CONF_CONFIG_PATH}' is not set: add it to the pipeline's configuration "
-            "(resources/*.pipeline.yml: ${workspace.file_path}/conf/tables.yml)."
+            "(resources/*.pipeline.yml: ${workspace.file_path}/conf/tables.yml), or pass "
+            f"`--conf {CONF_CONFIG_PATH}=conf/tables.yml` to `inventory-bronze dlt run`."
         )
     return cfg.load_once(path)
 

@@ -46,8 +46,9 @@ def _ensure_capture(specs: list[PipelineSpec], progress: ConsoleProgress) -> Non
 
 def install_environment(spec: PipelineSpec) -> None:
     """What the pipeline resource's `environment.dependencies` install on Databricks, here: a local project
-    (`--editable DIR`, `DIR`) is put on the path of this process and of its Python workers unless it is
-    installed already; any other requirement must be installed (scripts/setup installs the project's)."""
+    (`--editable DIR`, `DIR`) is put on the path of this process and, through PYTHONPATH, of the Python
+    workers of a Spark started after it (a no-op for this checkout, which scripts/setup installs); any other
+    requirement must be installed already (pyproject.toml, scripts/setup)."""
     for line in spec.dependencies:
         words = line.split()
         target = words[-1] if words else ""
@@ -99,8 +100,10 @@ def run_pipelines(
 ) -> dict[str, UpdateResult]:
     """One update of each pipeline (`only`: those keys), the triggered one first; a continuous one runs
     for `max_seconds` or until `stop` is set."""
-    spark = get_spark("inventory-bronze")
     specs = pipeline_specs(target, only)
+    for spec in specs:  # before Spark starts: its Python workers inherit the path
+        install_environment(spec)
+    spark = get_spark("inventory-bronze")
     _ensure_capture(specs, ConsoleProgress(quiet=quiet))
     results: dict[str, UpdateResult] = {}
     for spec in specs:
@@ -112,7 +115,6 @@ def run_pipelines(
         )
         progress = ConsoleProgress(quiet=quiet)
         progress.line(f"pipeline {spec.key} ({len(spec.libraries)} source files)")
-        install_environment(spec)
         _check_pii_key(spark, storage / spec.key, spec, full_refresh, progress)
         results[spec.key] = run_update(
             spec.libraries,

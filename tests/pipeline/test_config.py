@@ -152,3 +152,19 @@ def test_a_syntax_error_spark_finds_names_the_rule(spark):
     rule = config.Rule(name="broken_rule", constraint="Customer_ID >>> = 1", action="warn")
     with pytest.raises(ConfigError, match="Rule 'broken_rule' .* is not valid Spark SQL"):
         bronze.rule_failures([rule])
+
+
+def test_a_pipeline_run_without_its_configuration_setting_fails_in_one_line_naming_it(
+    spark, tmp_path, capsys
+) -> None:
+    """The pipeline files find conf/tables.yml through the setting inventory.config_path (the bundle sets
+    it); run without it, the error names the setting and how to give it, before anything is written."""
+    from inventory_bronze.cli import main
+
+    spark.conf.unset("inventory.config_path")  # an earlier update in this session may have set it
+    source = project.ROOT / "pipelines" / "inventory_bronze_batch" / "bz_products.py"
+    assert main(["dlt", "run", str(source), "--storage", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "'inventory.config_path' is not set" in err and "--conf inventory.config_path=" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "tables").exists()
