@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 import localdlt.context as context
+import localdlt.ddl as ddl
 import localdlt.expectations as exp
 from localdlt.errors import DefinitionError, error_summary
 from localdlt.frames import empty_frame
@@ -107,6 +108,11 @@ class Analyzer:
                 f"'{reader_of}' reads dataset '{name}', which is not defined in this pipeline "
                 f"(defined: {known})."
             )
+        if ds.is_sink:
+            raise DefinitionError(
+                f"'{reader_of}' reads '{name}', which is a sink: sinks are written by append flows and "
+                f"cannot be read in the pipeline."
+            )
         self.ensure(name)
         if ds.is_view:
             return self._view_frames[name]
@@ -162,13 +168,19 @@ class Analyzer:
             schema = self.existing_schema(ds.name)
         if schema is None and not all(f.kind == "snapshot_cdc" for f in flows):
             raise DefinitionError(f"Cannot tell the schema of '{ds.name}': give it a schema=... .")
+        if streaming and ds.materialized_only:
+            raise DefinitionError(
+                f"Materialized view '{ds.name}' ({ds.source_file}) has a streaming query: a materialized "
+                f"view reads in batch (spark.read.table / dlt.read); use @dp.table for a streaming table."
+            )
         if streaming and ds.kind == "table":
             ds.kind = "streaming_table"
         for flow in flows:
-            if flow.kind == "query" and not flow.streaming and ds.kind == "streaming_table" and not flow.once:
+            if flow.kind == "query" and not flow.streaming and ds.kind != "table" and not flow.once:
+                what = "sink" if ds.is_sink else "streaming table"
                 raise DefinitionError(
                     f"Flow '{flow.name}' ({flow.source_file}) returns a batch DataFrame but writes to the "
-                    f"streaming table '{ds.name}': read with dlt.read_stream / spark.readStream, or pass "
+                    f"{what} '{ds.name}': read with dlt.read_stream / spark.readStream, or pass "
                     f"once=True to append it one time."
                 )
         if ds.kind == "table" and len(flows) > 1:
@@ -177,7 +189,7 @@ class Analyzer:
             _check_columns(ds, schema)
             exp.validate(empty_frame(self.spark, schema), ds.expectations, ds.name)
             self.result.schemas[ds.name] = schema
-        self.result.streaming[ds.name] = ds.kind == "streaming_table"
+        self.result.streaming[ds.name] = ds.kind in ("streaming_table", "sink")
 
     def _analyze_flow(self, flow: Flow) -> StructType | None:
         recorder = _Recorder(self, flow.name)
@@ -275,12 +287,7 @@ class Analyzer:
 
 
 def _declared_schema(ds: Dataset) -> StructType:
-    if isinstance(ds.schema, StructType):
-        return ds.schema
-    try:
-        return StructType.fromDDL(ds.schema)
-    except Exception as err:
-        raise DefinitionError(f"schema of dataset '{ds.name}' is not valid DDL: {_first_line(err)}") from err
+    return ddl.declared(ds.schema, ds.name).struct
 
 
 def _check_columns(ds: Dataset, schema: StructType) -> None:
@@ -292,8 +299,3 @@ def _check_columns(ds: Dataset, schema: StructType) -> None:
                 f"{what} of dataset '{ds.name}' names column(s) {missing} that the dataset does not have "
                 f"(columns: {', '.join(schema.fieldNames())})."
             )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

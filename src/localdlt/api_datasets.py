@@ -94,10 +94,11 @@ def _dataset_decorator(kind: str, query_function: Callable[..., Any] | None, **p
             partition_cols=_str_list(params.get("partition_cols"), "partition_cols", name),
             cluster_by=_str_list(params.get("cluster_by"), "cluster_by", name),
             schema=params.get("schema"),
-            temporary=bool(params.get("temporary", False)),
+            temporary=bool(params.get("temporary") or params.get("private")),
             path=params.get("path"),
             expectations=_take_expectations(func),
             func=func if is_view else None,
+            materialized_only=kind == "materialized_view",
         )
         if ds.partition_cols and ds.cluster_by:
             raise DefinitionError(
@@ -123,38 +124,51 @@ def _dataset_decorator(kind: str, query_function: Callable[..., Any] | None, **p
     return register
 
 
-def table(
-    query_function: Callable[..., Any] | None = None,
-    *,
-    name: str | None = None,
-    comment: str | None = None,
-    spark_conf: Mapping[str, str] | None = None,
-    table_properties: Mapping[str, str] | None = None,
-    partition_cols: list[str] | None = None,
-    path: str | None = None,
-    schema: Any = None,
-    temporary: bool = False,
-    cluster_by: list[str] | None = None,
-    row_filter: str | None = None,
-) -> Any:
-    """A table: a streaming table when the query is a stream, otherwise a materialized view."""
-    return _dataset_decorator(
-        "table",
-        query_function,
-        name=name,
-        comment=comment,
-        spark_conf=spark_conf,
-        table_properties=table_properties,
-        partition_cols=partition_cols,
-        path=path,
-        schema=schema,
-        temporary=temporary,
-        cluster_by=cluster_by,
-        row_filter=row_filter,
-    )
+def _table_like(kind: str) -> Any:
+    def decorator(
+        query_function: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        comment: str | None = None,
+        spark_conf: Mapping[str, str] | None = None,
+        table_properties: Mapping[str, str] | None = None,
+        partition_cols: list[str] | None = None,
+        path: str | None = None,
+        schema: Any = None,
+        temporary: bool = False,
+        private: bool = False,
+        cluster_by: list[str] | None = None,
+        cluster_by_auto: bool = False,
+        row_filter: str | None = None,
+    ) -> Any:
+        return _dataset_decorator(
+            kind,
+            query_function,
+            name=name,
+            comment=comment,
+            spark_conf=spark_conf,
+            table_properties=table_properties,
+            partition_cols=partition_cols,
+            path=path,
+            schema=schema,
+            temporary=temporary,
+            private=private,
+            cluster_by=cluster_by,
+            cluster_by_auto=cluster_by_auto,
+            row_filter=row_filter,
+        )
+
+    return decorator
 
 
-materialized_view = table
+table = _table_like("table")
+table.__name__ = table.__qualname__ = "table"
+table.__doc__ = """A table: a streaming table when the query is a stream, otherwise a materialized view.
+`private=True` (or the older `temporary=True`): materialised and readable in the pipeline, not published."""
+materialized_view = _table_like("materialized_view")
+materialized_view.__name__ = materialized_view.__qualname__ = "materialized_view"
+materialized_view.__doc__ = "A materialized view, always: a streaming query is a DefinitionError."
+# `cluster_by_auto` (Databricks picks clustering keys by itself) is accepted and has no local effect.
 
 
 def view(
@@ -184,6 +198,7 @@ def create_streaming_table(
     expect_all_or_fail: Mapping[str, Any] | None = None,
     cluster_by: list[str] | None = None,
     row_filter: str | None = None,
+    private: bool = False,
 ) -> None:
     """A streaming table written by flows (`append_flow`, `apply_changes`, ...)."""
     graph = context.current_graph()
@@ -204,6 +219,7 @@ def create_streaming_table(
         partition_cols=_str_list(partition_cols, "partition_cols", name),
         cluster_by=_str_list(cluster_by, "cluster_by", name),
         schema=schema,
+        temporary=bool(private),
         path=path,
         expectations=expectations,
         explicit_target=True,
@@ -232,6 +248,12 @@ def append_flow(
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         flow_name = name or _function_name(func)
         if getattr(func, _EXPECTATIONS_ATTR, None):
+            target_ds = context.current_graph().datasets.get(target)
+            if target_ds is not None and target_ds.is_sink:
+                raise DefinitionError(
+                    f"Flow '{flow_name}' has expectation decorators but writes to sink '{target}': "
+                    f"expectations are not allowed on sinks."
+                )
             raise DefinitionError(
                 f"Flow '{flow_name}' has expectation decorators; expectations belong to the target "
                 f"table: pass expect_all* to dlt.create_streaming_table('{target}')."

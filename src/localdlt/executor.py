@@ -14,8 +14,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+import localdlt.ddl as ddl
 import localdlt.flowkinds as flowkinds
 import localdlt.flowretry as flowretry
+import localdlt.sinks as sinks
 import localdlt.triggers as triggers
 from localdlt.analysis import Analysis
 from localdlt.errors import FlowError, error_summary
@@ -36,6 +38,7 @@ FLUSH_EVERY_SECONDS = 10.0
 PROGRESS_EVERY_SECONDS = 5.0
 
 FLOW_TYPES = {"query": "APPEND", "cdc": "CHANGE", "snapshot_cdc": "SNAPSHOT_CHANGE"}
+DATASET_TYPES = {"table": "MATERIALIZED_VIEW", "streaming_table": "STREAMING_TABLE", "sink": "SINK"}
 
 
 class Update:
@@ -114,7 +117,9 @@ class Update:
             stop_timer.daemon = True
             stop_timer.start()
         try:
-            streaming = [n for n in self.analysis.order if self.graph.datasets[n].kind == "streaming_table"]
+            streaming = [
+                n for n in self.analysis.order if self.graph.datasets[n].kind in ("streaming_table", "sink")
+            ]
             for table in self.analysis.order:
                 if table not in streaming:
                     self._run_table(table)
@@ -215,7 +220,7 @@ class Update:
 
     def _execute(self, flow: Flow, ds: Dataset, session: SparkSession, outcome: FlowOutcome) -> str | None:
         """Run the flow with its FlowContext; returns why it had nothing to do, if so."""
-        path = self.storage.dataset_path(ds)
+        path = sinks.sink_path(ds) if ds.is_sink else self.storage.dataset_path(ds)
         reader = Reader(session, self.graph, self.storage, flow.name, self.shared_views)
         ctx = FlowContext(
             spark=session,
@@ -326,7 +331,9 @@ class Update:
                     "output_dataset": flow.target,
                     "input_datasets": flow.inputs,
                     "flow_type": "COMPLETE" if ds.kind == "table" else FLOW_TYPES[flow.kind],
-                    "dataset_type": "MATERIALIZED_VIEW" if ds.kind == "table" else "STREAMING_TABLE",
+                    "dataset_type": DATASET_TYPES[ds.kind],
+                    "private": ds.temporary,
+                    "table_constraints": ddl.constraints(ds.schema),
                     "schema": [
                         {"name": f.name, "data_type": f.dataType.simpleString()}
                         for f in (schema.fields if schema else [])

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+import localdlt.context as context
 import localdlt.expectations as exp
 import localdlt.freshness as freshness
-from localdlt.errors import FlowError, causes, error_summary
+from localdlt.errors import DefinitionError, FlowError, causes, error_summary
 from localdlt.metrics import FlowMetrics
 from localdlt.schema_evolution import SchemaChange, evolve
 
@@ -79,6 +80,18 @@ class FlowContext:
         if path is None:
             self.on_schema_change(change)
         return change
+
+    def query(self) -> DataFrame:
+        """The DataFrame the flow's query function returns, read through the flow's reader."""
+        assert self.flow.func is not None
+        with context.reading_with(self.reader):
+            df = self.flow.func()
+        if not isinstance(df, DataFrame):
+            raise DefinitionError(
+                f"The query function of flow '{self.flow.name}' ({self.flow.source_file}) must return a "
+                f"Spark DataFrame, got {type(df).__name__}."
+            )
+        return df
 
     def write_options(self, batch_id: int) -> dict[str, str]:
         """Options that make a DataFrame write to the target exactly-once for this batch."""

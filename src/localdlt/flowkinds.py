@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-import localdlt.context as context
+import localdlt.ddl as ddl
 import localdlt.expectations as exp
 import localdlt.freshness as freshness
 from localdlt.errors import DefinitionError
@@ -34,6 +34,10 @@ def run_flow(ctx: FlowContext, schemas: dict[str, StructType], events: EventLog)
         import localdlt.cdc as cdc
 
         cdc.run_snapshot_flow(ctx)
+    elif ds.is_sink:
+        import localdlt.sinks as sinks
+
+        sinks.run_sink_flow(ctx)
     elif ds.kind == "table":
         _materialize(ctx, schemas, events)
     elif flow.once:
@@ -47,22 +51,10 @@ def run_flow(ctx: FlowContext, schemas: dict[str, StructType], events: EventLog)
     return ctx.no_op_reason
 
 
-def _query(ctx: FlowContext) -> DataFrame:
-    assert ctx.flow.func is not None
-    with context.reading_with(ctx.reader):
-        df = ctx.flow.func()
-    if not isinstance(df, DataFrame):
-        raise DefinitionError(
-            f"The query function of flow '{ctx.flow.name}' ({ctx.flow.source_file}) must return a "
-            f"Spark DataFrame, got {type(df).__name__}."
-        )
-    return df
-
-
 def _materialize(ctx: FlowContext, schemas: dict[str, StructType], events: EventLog) -> None:
     """Materialized view: recompute and replace the table's contents in one commit, unless nothing it
     depends on changed since its last refresh (then the refresh is a no-op, as on Databricks)."""
-    df = conform(_query(ctx), ctx.target, schemas[ctx.target.name])
+    df = conform(ctx.query(), ctx.target, schemas[ctx.target.name])
     plan = _refresh_plan(ctx, df, events)
     if plan is None:
         return
@@ -146,8 +138,8 @@ def _append_once(ctx: FlowContext, schemas: dict[str, StructType]) -> None:
     state = ctx.storage.flow_state(ctx.flow.name)
     if state.get("once_done"):
         return
-    df = conform(_query(ctx), ctx.target, schemas[ctx.target.name])
-    df = conform_batch(df, ctx.evolve_target(df.schema).missing)
+    df = conform(ctx.query(), ctx.target, schemas[ctx.target.name])
+    df = conform_batch(df, ctx.evolve_target(df.schema, keep=_generated(ctx.target)).missing)
     applied = exp.apply(df, ctx.target.expectations, ctx.target.name)
     try:
         (
@@ -168,11 +160,11 @@ def _append_stream(ctx: FlowContext, schemas: dict[str, StructType]) -> None:
     """Streaming table flow: append each micro-batch exactly once (Delta idempotent writes)."""
     schema = schemas[ctx.target.name]
     target = ctx.target
-    query = _query(ctx)
+    query = ctx.query()
     missing: list[StructField] = []  # the target's columns the flow no longer writes: NULL from now on
 
     def evolve() -> None:
-        missing[:] = ctx.evolve_target(conform(query, target, schema).schema).missing
+        missing[:] = ctx.evolve_target(conform(query, target, schema).schema, keep=_generated(target)).missing
 
     def batch(batch_df: DataFrame, batch_id: int) -> FlowMetrics:
         batch_df = conform_batch(conform(batch_df, target, schema), missing)
@@ -189,11 +181,20 @@ def _append_stream(ctx: FlowContext, schemas: dict[str, StructType]) -> None:
     ctx.run_stream(query, batch, before_start=evolve)
 
 
+def _generated(target: Dataset) -> frozenset[str]:
+    return frozenset(ddl.generated_columns(target.schema))
+
+
 def conform(df: DataFrame, ds: Dataset, schema: StructType) -> DataFrame:
-    """Enforce a declared schema: the query's columns, in the declared order and types."""
+    """Enforce a declared schema: the query's columns, in the declared order and types. A generated column
+    the query lacks is left out: Delta computes it on write."""
     if ds.schema is None:
         return df
     have = {c.lower(): c for c in df.columns}
+    generated = {c.lower() for c in _generated(ds)}
+    schema = StructType(
+        [f for f in schema.fields if f.name.lower() in have or f.name.lower() not in generated]
+    )
     missing = [f.name for f in schema.fields if f.name.lower() not in have]
     extra = [c for c in df.columns if c.lower() not in {f.name.lower() for f in schema.fields}]
     if missing or extra:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from localdlt.errors import DefinitionError
 
 Action = Literal["warn", "drop", "fail"]
-DatasetKind = Literal["table", "streaming_table", "view"]
+DatasetKind = Literal["table", "streaming_table", "view", "sink"]
 FlowKind = Literal["query", "cdc", "snapshot_cdc"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,9 +41,20 @@ class Expectation:
         return self.constraint if isinstance(self.constraint, str) else str(self.constraint)
 
 
+@dataclass(frozen=True)
+class SinkSpec:
+    """Where a sink's rows go: `create_sink` (format "delta", options path or tableName) or
+    `foreach_batch_sink` (format "foreach_batch", `func(df, batch_id)` per micro-batch)."""
+
+    format: str
+    options: dict[str, str] = field(default_factory=dict)
+    func: Callable[[Any, int], Any] | None = None
+
+
 @dataclass
 class Dataset:
-    """A table (materialized view or streaming table) or a view."""
+    """A table (materialized view or streaming table), a view, or a sink (kind "sink": a destination
+    outside the pipeline that append flows write to and nothing reads)."""
 
     name: str
     kind: DatasetKind
@@ -54,17 +65,28 @@ class Dataset:
     partition_cols: list[str] = field(default_factory=list)
     cluster_by: list[str] = field(default_factory=list)
     schema: Any = None  # StructType or DDL string
-    temporary: bool = False
+    temporary: bool = False  # `temporary=True` or `private=True`: materialised, not published
     path: str | None = None
     expectations: list[Expectation] = field(default_factory=list)
     # a view's query (tables get theirs through their flows)
     func: Callable[[], Any] | None = None
     # set by create_streaming_table: the table exists only as a target of flows
     explicit_target: bool = False
+    # `@dp.materialized_view`: a materialized view whatever its query (`@dp.table` decides from the query)
+    materialized_only: bool = False
+    sink: SinkSpec | None = None
 
     @property
     def is_view(self) -> bool:
         return self.kind == "view"
+
+    @property
+    def is_sink(self) -> bool:
+        return self.kind == "sink"
+
+    @property
+    def what(self) -> str:
+        return "Sink" if self.is_sink else "Dataset"
 
     @property
     def reset_allowed(self) -> bool:
@@ -129,8 +151,8 @@ class PipelineGraph:
         existing = self.datasets.get(ds.name)
         if existing is not None:
             raise DefinitionError(
-                f"Dataset '{ds.name}' is defined twice ({_where(existing.source_file)} and "
-                f"{_where(ds.source_file)}); dataset names must be unique in a pipeline."
+                f"{ds.what} '{ds.name}' is defined twice ({_where(existing.source_file)} and "
+                f"{_where(ds.source_file)}); dataset and sink names must be unique in a pipeline."
             )
         self.datasets[ds.name] = ds
         return ds
@@ -160,6 +182,11 @@ class PipelineGraph:
                 )
             if ds.is_view:
                 raise DefinitionError(f"Flow '{flow.name}' writes to '{flow.target}', which is a view.")
+            if ds.is_sink and flow.kind != "query":
+                raise DefinitionError(
+                    f"AUTO CDC flow '{flow.name}' writes to sink '{flow.target}': only append flows "
+                    f"(@dp.append_flow(target='{flow.target}')) may write to a sink."
+                )
             if flow.kind != "query" and ds.kind != "streaming_table":
                 raise DefinitionError(
                     f"AUTO CDC flow '{flow.name}' must write to a streaming table created with "
@@ -172,7 +199,7 @@ class PipelineGraph:
                     f"Table '{ds.name}' is written by an AUTO CDC FROM SNAPSHOT flow and by other flows; a "
                     f"snapshot target must have that one flow only."
                 )
-            if not ds.is_view and not self.flows_into(ds.name):
+            if not (ds.is_view or ds.is_sink) and not self.flows_into(ds.name):
                 raise DefinitionError(
                     f"Table '{ds.name}' ({_where(ds.source_file)}) has no flow writing to it: add an "
                     f"@dlt.append_flow(target='{ds.name}') or dlt.apply_changes(target='{ds.name}', ...)."

@@ -1,8 +1,9 @@
 """Load pipeline source files into a `PipelineGraph`.
 
-Each file runs as its own module with `import dlt` resolving to the local runtime's API and `spark` as a
-global, as on Databricks. `sys.modules["dlt"]` is set only while pipeline code runs and restored after,
-so nothing else in the process sees it.
+Each file runs as its own module with `import dlt` and `from pyspark import pipelines as dp` resolving to
+the local runtime's API and `spark` as a global, as on Databricks. `sys.modules["dlt"]`,
+`sys.modules["pyspark.pipelines"]` and the `pipelines` attribute of `pyspark` are set only while pipeline
+files load and restored after (also when loading fails), so nothing else in the process sees them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyspark
+
 import localdlt.api as api
+import localdlt.api_pipelines as api_pipelines
 import localdlt.context as context
 from localdlt.errors import PipelineError, PipelineLoadError
 from localdlt.graph import PipelineGraph
@@ -41,18 +45,30 @@ def source_files(paths: Iterable[str | Path]) -> list[Path]:
     return [f for f in (p.resolve() for p in files) if not (f in seen or seen.add(f))]
 
 
+_MISSING = object()
+
+
 @contextmanager
 def dlt_module() -> Iterator[None]:
-    """Make `import dlt` give the local runtime's API while pipeline code runs."""
-    previous = sys.modules.get("dlt")
+    """Make `import dlt` and `from pyspark import pipelines as dp` give the local runtime's API while
+    pipeline code runs."""
+    previous = {name: sys.modules.get(name, _MISSING) for name in ("dlt", "pyspark.pipelines")}
+    previous_attr = pyspark.__dict__.get("pipelines", _MISSING)
     sys.modules["dlt"] = api
+    sys.modules["pyspark.pipelines"] = api_pipelines
+    pyspark.pipelines = api_pipelines  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        if previous is None:
-            sys.modules.pop("dlt", None)
+        for name, module in previous.items():
+            if module is _MISSING:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module  # type: ignore[assignment]
+        if previous_attr is _MISSING:
+            pyspark.__dict__.pop("pipelines", None)
         else:
-            sys.modules["dlt"] = previous
+            pyspark.pipelines = previous_attr  # type: ignore[attr-defined]
 
 
 def load(paths: Iterable[str | Path], spark: Any) -> PipelineGraph:

@@ -30,6 +30,7 @@ from localdlt.tablesetup import TableSetup
 from localdlt.update_types import UpdateOptions, UpdateResult
 
 UPDATE_ID_CONF = "pipelines.updateId"
+STORAGE_CONF = "pipelines.storage"  # the pipeline's storage folder (Databricks' setting `storage`)
 
 
 def pipeline_id_for(storage: Storage, conf: Mapping[str, str]) -> str:
@@ -115,11 +116,44 @@ def run_update(
     pipeline_id = pipeline_id_for(store, conf)
     name = pipeline_name or conf.get("pipelines.name") or store.root.name
     update_id = str(uuid.uuid4())
-    started = time.monotonic()
-    # the pipeline's configuration, plus its id and (a localdlt extension) the running update's id
-    for key, value in {**conf, "pipelines.id": pipeline_id, UPDATE_ID_CONF: update_id}.items():
-        spark.conf.set(key, value)
+    # the pipeline's configuration, plus its id, its storage and (a localdlt extension) the running update's id
+    settings = {**conf, "pipelines.id": pipeline_id, UPDATE_ID_CONF: update_id, STORAGE_CONF: str(store.root)}
+    with _configured(spark, settings):
+        result = _run(paths, store, conf, options, name, spark, progress, redact, pipeline_id, update_id)
+    progress.summary(result)
+    return result
 
+
+@contextmanager
+def _configured(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """The pipeline's settings in the session for the update, then as they were: on Databricks each pipeline
+    has a session of its own, so one pipeline's configuration never reaches another's."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def _run(
+    paths: Iterable[str | Path],
+    store: Storage,
+    conf: dict[str, str],
+    options: UpdateOptions,
+    name: str,
+    spark: SparkSession,
+    progress: ConsoleProgress,
+    redact: Callable[[str], str] | None,
+    pipeline_id: str,
+    update_id: str,
+) -> UpdateResult:
+    started = time.monotonic()
     with _exclusive(store):
         events = EventLog(spark, store.event_log_path, pipeline_id, name, update_id)
         if redact is not None:
@@ -194,7 +228,6 @@ def run_update(
             except Exception as err:  # an optimization: the events are committed already
                 progress.line(f"warning: the event log was not checkpointed ({err}); a later update will")
         marker.unlink(missing_ok=True)
-    progress.summary(result)
     return result
 
 

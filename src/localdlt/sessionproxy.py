@@ -23,6 +23,12 @@ class SessionProxy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.current, name)
 
+    @property
+    def readStream(self) -> Any:  # noqa: N802 - Spark's name; format("cloudFiles") is Auto Loader
+        from localdlt.autoloader import stream_reader
+
+        return stream_reader(self.current)
+
     def __repr__(self) -> str:
         return f"<localdlt spark session proxy for {self.current!r}>"
 

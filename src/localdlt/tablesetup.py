@@ -1,5 +1,7 @@
 """Before an update's flows run: create the tables that are missing, and empty or recreate those chosen for
-a full refresh (with their flows' checkpoints and hidden state), unless `pipelines.reset.allowed` is false."""
+a full refresh (with their flows' checkpoints and hidden state), unless `pipelines.reset.allowed` is false.
+A sink is never created nor emptied here: a full refresh only resets the checkpoints of the flows into it
+(so they append what they read again), as on Databricks."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
+import localdlt.ddl as ddl
 import localdlt.freshness as freshness
 from localdlt.analysis import Analysis
 from localdlt.errors import DefinitionError, PipelineError, error_summary
@@ -33,7 +36,7 @@ class TableSetup:
 
     def refresh_selection(self) -> set[str]:
         """The tables this update fully refreshes (`--full-refresh`, `--full-refresh-tables`)."""
-        tables = {n for n, ds in self.graph.datasets.items() if not ds.is_view}
+        tables = {n for n, ds in self.graph.datasets.items() if not ds.is_view}  # sinks too
         if self.options.full_refresh:
             return tables
         chosen = set(self.options.full_refresh_tables or [])
@@ -60,6 +63,11 @@ class TableSetup:
 
     def _setup_table(self, name: str, selection: set[str]) -> None:
         ds = self.graph.datasets[name]
+        if ds.is_sink:
+            if name in selection:
+                for flow in self.graph.flows_into(name):
+                    self.storage.reset_flow(flow.name)
+            return
         path = self.storage.dataset_path(ds)
         reset = name in selection and ds.reset_allowed
         if name in selection and not ds.reset_allowed:
@@ -91,7 +99,16 @@ class TableSetup:
             if same_shape or (ds.kind != "table" and not replace):
                 return  # streaming tables evolve by adding columns (mergeSchema) as they append
             shutil.rmtree(path)  # a reset or a materialized view whose query changed shape: recreate
-        builder = DeltaTable.createIfNotExists(self.spark).location(path).addColumns(schema)
+        builder = DeltaTable.createIfNotExists(self.spark).location(path)
+        generated = ddl.generated_columns(ds.schema)  # Delta generated columns: computed on write
+        for f in schema.fields:
+            if f.name in generated:
+                comment = (f.metadata or {}).get("comment")
+                builder = builder.addColumn(
+                    f.name, f.dataType, f.nullable, generatedAlwaysAs=generated[f.name], comment=comment
+                )
+            else:
+                builder = builder.addColumns([f])
         if ds.comment:
             builder = builder.comment(ds.comment)
         for key, value in ds.table_properties.items():

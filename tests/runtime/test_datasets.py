@@ -254,3 +254,25 @@ def test_a_view_read_by_two_flows_is_computed_once_per_update(pipeline):
     assert first == pipeline.rows("right") and len({u for _, u in first}) == 3
     assert pipeline.run().ok
     assert pipeline.rows("left") == pipeline.rows("right") and pipeline.rows("left") != first
+
+
+def test_a_pipelines_configuration_does_not_outlive_its_update(pipeline):
+    """Settings reach the pipeline's code during its update (with its storage), then the session is as it
+    was: on Databricks each pipeline has a session of its own."""
+    pipeline.write(
+        "settings.py",
+        """
+        @dlt.table
+        def settings():
+            return spark.createDataFrame(
+                [(spark.conf.get("my.setting", "absent"), spark.conf.get("pipelines.storage"))], "value STRING, storage STRING"
+            )
+        """,
+    )
+    spark = pipeline.spark
+    spark.conf.unset("my.setting")
+    assert pipeline.run(conf={"my.setting": "given"}).ok
+    assert pipeline.rows("settings") == [("given", str(pipeline.storage.resolve()))]
+    assert spark.conf.get("my.setting", None) is None and spark.conf.get("pipelines.storage", None) is None
+    assert pipeline.run().ok  # a later update without the setting does not see the earlier one's
+    assert pipeline.rows("settings") == [("absent", str(pipeline.storage.resolve()))]
