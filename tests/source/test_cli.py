@@ -131,3 +131,23 @@ def test_seed_into_a_folder_without_a_server_is_refused(tmp_path, capsys) -> Non
     err = capsys.readouterr().err
     assert f"--data-dir {typo} holds no local server" in err and "db start --data-dir" in err
     assert "Traceback" not in err and not typo.exists()
+
+
+def test_an_installation_without_the_local_tools_offers_the_jobs_commands(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The deployed wheel holds no inventory_devkit: `inventory-bronze` then offers what the jobs call
+    (reconcile, audit, maintain, pii), not the local commands; their defaults need no checkout."""
+    import importlib.util
+
+    from inventory_bronze.cli import LOCAL_COMMANDS, options
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "inventory_devkit" else real(name, *a)
+    )
+    offered = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert {"reconcile", "audit", "maintain", "pii", "report", "status", "capture"} <= offered
+    assert not offered & LOCAL_COMMANDS
+    monkeypatch.setitem(__import__("sys").modules, "inventory_devkit", None)  # not importable at all
+    assert options.local_storage() is None
+    with pytest.raises(Exception, match="--config is required here"):
+        options.config_path(None)
