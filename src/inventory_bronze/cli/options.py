@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from inventory_bronze import config
 from inventory_bronze.config import BronzeConfig
@@ -82,14 +83,21 @@ def storage_folder(text: str) -> Path:
     return path
 
 
-def local_storage() -> Path | None:
-    """Where local runs keep their pipelines' tables (var/pipelines of the checkout); None where the local
-    tools are not installed (a job on Databricks, which names its catalog and schema instead)."""
+def _local_project() -> Any | None:
+    """inventory_devkit.project where the checkout's local tools are installed, else None (a job on
+    Databricks runs the deployed wheel, which names its catalog, schema and configuration instead)."""
     try:
         from inventory_devkit import project
     except ModuleNotFoundError:
         return None
-    return project.VAR / "pipelines"
+    return project
+
+
+def local_storage() -> Path | None:
+    """Where local runs keep their pipelines' tables (var/pipelines of the checkout); None without the
+    local tools."""
+    project = _local_project()
+    return None if project is None else project.VAR / "pipelines"
 
 
 def config_path(path: str | Path | None) -> Path:
@@ -97,12 +105,9 @@ def config_path(path: str | Path | None) -> Path:
     (${workspace.file_path}/conf/tables.yml)."""
     if path is not None:
         return Path(path)
-    try:
-        from inventory_devkit import project
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "--config is required here: name the bronze configuration (conf/tables.yml)."
-        ) from None
+    project = _local_project()
+    if project is None:
+        raise ConfigError("--config is required here: name the bronze configuration (conf/tables.yml).")
     return project.CONFIG_PATH
 
 
