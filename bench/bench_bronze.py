@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         list(pool.map(lambda g: copy_tables(info, g), groups))
 
     # --- Spark start
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     with bench.measure("jvm", "Spark/JVM start"):
         # On a busy machine a Python worker (data source, UDF) can take minutes to start: wait longer

@@ -134,8 +134,8 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from inventory_bronze.source.capture import register
+    from inventory_bronze.spark_session import get_spark
     from inventory_devkit.postgres.server import ensure_server, write_secrets_file
-    from localdlt.session import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="bench-capture-"))
     if args.data_dir:  # keep the default server's secrets file as it is

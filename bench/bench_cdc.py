@@ -20,11 +20,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from inventory_bronze.spark_session import get_spark
 from localdlt import cdc
 from localdlt.cdc import scd1
 from localdlt.flowcontext import FlowContext
 from localdlt.graph import CdcSpec, Dataset, Flow, PipelineGraph
-from localdlt.session import get_spark
 from localdlt.storage import Storage
 
 

@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 
 from inventory_bronze import config, pii
 from inventory_bronze.secrets import SecretValue
+from inventory_bronze.spark_session import get_spark
 from inventory_devkit import project
-from localdlt.session import get_spark
 
 
 def main() -> None:

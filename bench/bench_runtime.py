@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "ten_tables"
+EXAMPLE = REPO / "runtime" / "examples" / "ten_tables"
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=30, help="seconds per printed line (30)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     spark = get_spark("cdc-floor", conf={"spark.scheduler.mode": "FAIR"})
     spark.sparkContext.setLogLevel("ERROR")

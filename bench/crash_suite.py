@@ -390,7 +390,7 @@ def compare(storage: Path, figures: Figures) -> None:
     from inventory_bronze.reconcile import compare_rows, format_rows
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     spark = get_spark("crash-suite", {"spark.sql.shuffle.partitions": "2"})
     with open_connection(source_connection()) as conn:

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dv", action="store_true", help="targets without deletion vectors")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     spark = get_spark("delta-floor", conf=dict(c.split("=", 1) for c in args.conf))
     global DV, MERGE_AS

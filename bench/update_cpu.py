@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jfr", type=Path, help="record the measured update with Java Flight Recorder")
     args = parser.parse_args(argv)
 
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     spark = get_spark("inventory-bronze")
     from inventory_devkit.local_run import run_pipelines

@@ -1,5 +1,7 @@
-"""The shape of the code a newcomer reads: no import cycles, short modules (or a stated reason), and the
-deployed package apart from the local tools (inventory_devkit), which the deployed wheel does not hold."""
+"""The shape of the code a newcomer reads: no import cycles, short modules (or a stated reason), the
+deployed package apart from the local tools (inventory_devkit, and the local runtime localdlt, a distribution
+of its own in runtime/), which the deployed wheel does not hold, and the runtime knowing nothing of the
+product."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+RUNTIME_SRC = ROOT / "runtime" / "src"
+SOURCES = (SRC, RUNTIME_SRC)
 LONG = 400  # lines; a longer module says why at its top ("Long because: ...")
 
 
 def _modules() -> dict[str, Path]:
     modules = {}
-    for path in sorted(SRC.rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
+    for base, path in sorted((src, p) for src in SOURCES for p in src.rglob("*.py")):
+        parts = list(path.relative_to(base).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         modules[".".join(parts)] = path
@@ -98,7 +102,7 @@ def test_no_import_cycles() -> None:
 
 def test_long_modules_say_why() -> None:
     too_long = []
-    for path in sorted(SRC.rglob("*.py")):
+    for path in sorted(p for root in SOURCES for p in root.rglob("*.py")):
         lines = path.read_text().splitlines()
         docstring = ast.get_docstring(ast.parse("\n".join(lines))) or ""
         if len(lines) > LONG and "Long because:" not in docstring:
@@ -107,8 +111,9 @@ def test_long_modules_say_why() -> None:
 
 
 def test_deployed_code_needs_no_local_tool_to_import() -> None:
-    """Only the local commands of the CLI import inventory_devkit when loaded (directly or through what
-    they load); the rest of the deployed package reaches it, if at all, inside a function a local run calls."""
+    """Only the local commands of the CLI import the local tools (inventory_devkit, localdlt) when loaded
+    (directly or through what they load); the rest of the deployed package reaches them, if at all, inside a
+    function a local run calls."""
     from inventory_bronze.cli import LOCAL_COMMANDS
 
     modules = _modules()
@@ -118,7 +123,7 @@ def test_deployed_code_needs_no_local_tool_to_import() -> None:
     def reaches_devkit(name: str, seen: set[str]) -> bool:
         seen.add(name)
         for m in loads[name] | ({name.rpartition(".")[0]} - {""}):  # a module loads its package first
-            if m.startswith("inventory_devkit") or (m not in seen and reaches_devkit(m, seen)):
+            if m.startswith(("inventory_devkit", "localdlt")) or (m not in seen and reaches_devkit(m, seen)):
                 return True
         return False
 
@@ -141,6 +146,26 @@ def test_the_deployed_wheel_holds_no_local_tools(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("inventory_bronze-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
-    assert top == {"inventory_bronze", "localdlt"}
+    assert top == {"inventory_bronze"}
     assert "inventory_bronze/bronze.py" in names and "inventory_bronze/source/capture.py" in names
     assert not [n for n in names if "devkit" in n or n.endswith(("server.py", "generator.py", "workload.py"))]
+
+
+def test_the_runtime_knows_nothing_of_the_product() -> None:
+    """localdlt stands alone: none of its modules imports the product or its local tools, or names the
+    product's source database (the product adds its jars: inventory_bronze.spark_session)."""
+    modules = _modules()
+    runtime = {name: path for name, path in modules.items() if name.split(".")[0] == "localdlt"}
+    reaches = {
+        name: sorted(m for m in _imports(name, path, modules) if not m.startswith("localdlt"))
+        for name, path in runtime.items()
+    }
+    assert {name: found for name, found in reaches.items() if found} == {}
+    named = [
+        str(path.relative_to(ROOT))
+        for path in RUNTIME_SRC.rglob("*")
+        if path.is_file()
+        and path.suffix in (".py", ".sql", ".properties", ".java")
+        and any(word in path.read_text().lower() for word in ("inventory", "postgres"))
+    ]
+    assert named == []

@@ -54,7 +54,7 @@ def table_configuration(path: Path, spark: SparkSession | None = None) -> dict[s
         return dict(json.loads(crc.read_text())["metadata"].get("configuration") or {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         if spark is None:
-            from localdlt.session import get_spark
+            from inventory_bronze.spark_session import get_spark
 
             spark = get_spark("inventory-bronze")
         from delta.tables import DeltaTable

@@ -15,11 +15,11 @@ from inventory_bronze import config as cfg
 from inventory_bronze import pii, pii_tables, redaction
 from inventory_bronze.errors import ConfigError
 from inventory_bronze.source.capture_slot import ensure_capture
+from inventory_bronze.spark_session import get_spark
 from inventory_devkit import project
 from inventory_devkit.bundle import PipelineSpec, load_bundle
 from localdlt import UpdateOptions, UpdateResult, run_update
 from localdlt.progress import ConsoleProgress
-from localdlt.session import get_spark
 
 
 def pipeline_specs(target: str = "dev", only: list[str] | None = None) -> list[PipelineSpec]:

@@ -15,6 +15,8 @@ from inventory_bronze.config import BronzeConfig
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "conf" / "tables.yml"
 VAR = ROOT / "var"
+#: the Spark jars scripts/setup fetches (tools/jars/pom.xml): Delta Lake and PostgreSQL's JDBC driver
+JARS = ROOT / ".cache" / "jars"
 
 
 def bronze_config() -> BronzeConfig:

@@ -73,9 +73,13 @@ def _names_its_cause(err: Exception) -> bool:
     runtime loads Spark's Python side)."""
     from inventory_bronze.errors import InventoryBronzeError
     from inventory_bronze.source.errors import SourceError
-    from localdlt.errors import PipelineError
 
-    return isinstance(err, (InventoryBronzeError, SourceError, PipelineError))
+    known: tuple[type[Exception], ...] = (InventoryBronzeError, SourceError)
+    try:
+        from localdlt.errors import PipelineError
+    except ModuleNotFoundError:  # a deployed installation: no local runtime
+        return isinstance(err, known)
+    return isinstance(err, (*known, PipelineError))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _audit(args: argparse.Namespace) -> int:
     from inventory_bronze.audit.store import audit_catalog, audit_local, default_targets
     from inventory_bronze.cli import options
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     on_catalog = bool(args.catalog or args.schema or args.event_log)
     if on_catalog and not (args.catalog and args.schema and args.event_log):

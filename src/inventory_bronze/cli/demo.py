@@ -161,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
         ok = ok and all(r.ok for r in results.values())
 
     ok = _reconcile(args.storage, "after the last update") and ok
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     _print_quality(get_spark(), args.storage)
     from inventory_bronze.audit.report import write_report
@@ -183,7 +183,7 @@ def _reconcile(storage: Path, when: str) -> bool:
     from inventory_bronze.reconcile import format_table, reconcile
     from inventory_bronze.secrets import source_connection
     from inventory_bronze.source.capture_connection import open_connection
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     _step(f"reconciliation {when}: source vs bronze (+ quarantine)")
     with open_connection(source_connection()) as conn:

@@ -75,10 +75,11 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     import time
 
+    from inventory_bronze.spark_session import get_spark
     from localdlt import UpdateOptions, run_update
     from localdlt.errors import PipelineError
     from localdlt.progress import ConsoleProgress
-    from localdlt.session import get_spark, jit_mode
+    from localdlt.session import jit_mode
 
     try:
         jit = jit_mode(args.jit, default="quick")  # one update per process: see localdlt.session.JIT_OPTIONS

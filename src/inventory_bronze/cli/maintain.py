@@ -26,7 +26,7 @@ def _maintain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from inventory_bronze.maintenance import catalog_tables, local_tables, maintain
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     if bool(args.catalog) != bool(args.schema):
         raise SystemExit("--catalog and --schema go together")

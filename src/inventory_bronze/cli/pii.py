@@ -226,7 +226,7 @@ def _rotate(args: argparse.Namespace) -> int:
     from inventory_bronze import config, pii
     from inventory_bronze.errors import ConfigError
     from inventory_bronze.pii_rotation import catalog_datasets, local_datasets, rotate
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     if bool(args.catalog) != bool(args.schema):
         raise ConfigError("--catalog and --schema go together (where the pipelines publish)")

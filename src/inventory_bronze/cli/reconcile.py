@@ -68,7 +68,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from inventory_bronze.errors import ConfigError
     from inventory_bronze.secrets import ENV_SCOPE, SecretNames, source_connection
     from inventory_bronze.source.capture_connection import open_connection
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     on_catalog = bool(args.catalog or args.schema or args.event_log)
     if on_catalog and not (args.catalog and args.schema and args.event_log):

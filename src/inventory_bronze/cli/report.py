@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from inventory_bronze.audit.report import write_report
     from inventory_bronze.audit.store import LOCAL_FOLDER, default_targets, event_log_paths
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     if not event_log_paths(args.storage):
         print(f"no pipeline event logs under {args.storage}")

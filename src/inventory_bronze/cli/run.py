@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         from inventory_bronze.reconcile import format_table, reconcile
         from inventory_bronze.secrets import source_connection
         from inventory_bronze.source.capture_connection import open_connection
-        from localdlt.session import get_spark
+        from inventory_bronze.spark_session import get_spark
 
         print("\nreconciliation (source vs bronze + quarantine):")
         with open_connection(source_connection()) as conn:
@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         print(format_table(rows))
         mismatched = not all(r.ok for r in rows)
     from inventory_bronze.audit.store import audit_local, default_targets  # the audit of the updates just run
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     targets = default_targets(project.bronze_config())
     print(audit_local(get_spark(), args.storage, targets, reconciliation=rows).summary())

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from inventory_bronze.audit.status import render
     from inventory_bronze.audit.store import event_log_paths
-    from localdlt.session import get_spark
+    from inventory_bronze.spark_session import get_spark
 
     if not event_log_paths(args.storage):
         print(f"no pipeline event logs under {args.storage}")

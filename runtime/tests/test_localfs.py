@@ -16,7 +16,7 @@ import pytest
 from py4j.protocol import Py4JJavaError
 
 from localdlt import localfs
-from localdlt.session import jar_files
+from localdlt.jars import jar_files
 
 REPO = Path(__file__).resolve().parents[2]
 

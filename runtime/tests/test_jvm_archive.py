@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from localdlt import jvm_archive_options
-from localdlt.session import jar_dir, jar_files
+from localdlt.jars import jar_dir, jar_files
 
 REPO = Path(__file__).resolve().parents[2]
 

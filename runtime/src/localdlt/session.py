@@ -1,7 +1,7 @@
 """One Spark session with Delta Lake, configured for small local work on a two-core machine.
 
-Jars come from a local folder (the repo's `.cache/jars`, filled by `scripts/setup`, or `LOCALDLT_JARS`),
-so starting a session never resolves anything over the network. The driver JVM maps the class-data archive
+Jars come from a local folder (`localdlt.jars`: `$LOCALDLT_JARS`, or the user's cache, filled from Maven
+Central the first time), so starting a session never resolves anything with Ivy. The driver JVM maps the class-data archive
 that `scripts/setup` builds (`localdlt.jvm_archive_options`; `LOCALDLT_JVM_ARCHIVE=off` to do without) and
 takes extra options from `LOCALDLT_JAVA_OPTIONS`; its JIT is chosen by `jit` / `LOCALDLT_JIT` (see
 JIT_OPTIONS).
@@ -9,7 +9,6 @@ JIT_OPTIONS).
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pyspark.sql import SparkSession
 import localdlt.jvm_archive_options as jvm_archive_options
 import localdlt.localfs as localfs
 from localdlt.errors import PipelineError
+from localdlt.jars import jar_dir, jar_files
 
 # Small-data defaults: few shuffle partitions, no UI, Delta's log replay on one partition.
 LOCAL_CONF: dict[str, str] = {
@@ -80,30 +80,6 @@ def _private_parent(path: Path) -> Path:
     """`path`, its folder created readable by this user only (error texts may quote row values)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
-
-
-def jar_dir() -> Path:
-    """Where the Delta Lake and JDBC jars are: $LOCALDLT_JARS, or .cache/jars above this package."""
-    env = os.environ.get("LOCALDLT_JARS")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in [Path.cwd(), *here.parents]:
-        candidate = parent / ".cache" / "jars"
-        if candidate.is_dir():
-            return candidate
-    raise PipelineError(
-        "The Spark jars (Delta Lake, PostgreSQL JDBC) are not cached: run scripts/setup, or point "
-        "LOCALDLT_JARS at a folder holding them."
-    )
-
-
-def jar_files() -> list[str]:
-    """The cached jars, checked: Delta Lake must be among them."""
-    jars = sorted(glob.glob(str(jar_dir() / "*.jar")))
-    if not any("delta-spark" in j for j in jars):
-        raise PipelineError(f"No delta-spark jar in {jar_dir()}: run scripts/setup.")
-    return jars
 
 
 # The driver JVM's JIT compilers. "full" is HotSpot's default (C1, then C2 for hot code); "quick" stops at

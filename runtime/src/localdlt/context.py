@@ -32,7 +32,7 @@ def current_graph() -> PipelineGraph:
     if _graph is None:
         raise DefinitionError(
             "The dlt API was used outside a pipeline: pipeline files are loaded by the runtime "
-            "(`inventory-bronze dlt run PATH --storage DIR`), not imported directly."
+            "(`localdlt run PATH --storage DIR`, or its pytest plugin), not imported directly."
         )
     return _graph
 

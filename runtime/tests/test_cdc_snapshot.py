@@ -6,9 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from cdc_harness import CdcHarness
 from localdlt.cdc.common import delta_exists
 from localdlt.errors import FlowError
-from tests.runtime.cdc_harness import CdcHarness
 
 SCHEMA = "id INT, name STRING, city STRING"
 

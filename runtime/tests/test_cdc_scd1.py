@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
+from cdc_harness import CdcHarness
 from localdlt.errors import CdcError
-from tests.runtime.cdc_harness import CdcHarness
 
 SCHEMA = "id INT, name STRING, city STRING, op STRING, seq INT"
 

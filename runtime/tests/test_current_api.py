@@ -18,8 +18,7 @@ from localdlt.analysis import Analyzer
 from localdlt.errors import DefinitionError
 from localdlt.loader import load
 from localdlt.progress import ConsoleProgress
-
-from .conftest import PipelineRun
+from pipeline_run import PipelineRun
 
 SOURCE_SCHEMA = "id INT, amount DOUBLE"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from tests.runtime.cdc_harness import CdcHarness
+from cdc_harness import CdcHarness
 
 SCHEMA = "id INT, name STRING, city STRING, op STRING, seq INT"
 

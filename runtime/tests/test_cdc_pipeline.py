@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+import cdc_model
 from localdlt.runner import run_update
-from tests.runtime import cdc_model
 
 PIPELINE = Path(__file__).parent / "cdc_pipelines" / "customers.py"
 SCHEMA = "id INT, name STRING, city STRING, op STRING, seq INT"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.runtime.conftest import PipelineRun
+from pipeline_run import PipelineRun
 
 
 def _write(path: Path, text: str) -> None:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from localdlt.examples.demo import PIPELINE as EXAMPLE
 from localdlt.examples.landing import write_batch
+from localdlt.jars import jar_dir, jar_files
 from localdlt.jvm_archive_options import ENV_DUMP, archive_path
 from localdlt.progress import ConsoleProgress
 from localdlt.runner import run_update
-from localdlt.session import get_spark, jar_dir, jar_files
+from localdlt.session import get_spark
 from localdlt.update_types import UpdateOptions
 
 
@@ -58,6 +59,12 @@ def _train() -> None:
 
 def build(force: bool = False) -> Path | None:
     """Build the archive for the current Java, pyspark and jars unless it exists; returns its path."""
+    if not EXAMPLE.is_dir():  # an installed wheel: the training pipeline lives in the source tree
+        print(
+            f"jvm archive: no training pipeline at {EXAMPLE} (a source checkout has it); skipped",
+            file=sys.stderr,
+        )
+        return None
     jars = jar_files()
     path = archive_path(jar_dir(), jars)
     if path is None:

@@ -1,14 +1,11 @@
-"""Helpers to write small pipeline files and run them through the local runtime in-process."""
+"""`PipelineRun`: write small pipeline files and run them through the local runtime in-process."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from localdlt import UpdateOptions, UpdateResult, run_update
 from localdlt.progress import ConsoleProgress
@@ -59,13 +56,3 @@ class PipelineRun:
         path = str(self.source(name))
         self.spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(path)
         return path
-
-
-@pytest.fixture
-def pipeline(spark: Any, tmp_path: Path) -> PipelineRun:
-    return PipelineRun(spark, tmp_path)
-
-
-@pytest.fixture
-def flow_metrics() -> Callable[[UpdateResult, str], Any]:
-    return lambda result, flow: result.flows[flow].metrics

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from tests.runtime import cdc_model
-from tests.runtime.cdc_harness import CdcHarness
+import cdc_model
+from cdc_harness import CdcHarness
 
 SCHEMA = "id INT, a STRING, b INT, op STRING, seq INT"
 VALUES = ["a", "b"]
