@@ -169,3 +169,34 @@ def test_the_runtime_knows_nothing_of_the_product() -> None:
         and any(word in path.read_text().lower() for word in ("inventory", "postgres"))
     ]
     assert named == []
+
+
+def test_the_product_uses_the_runtime_through_its_public_api() -> None:
+    """The product and its tests reach localdlt only through what it publishes (its top-level names and
+    the modules its docstring lists), so the runtime can change inside without breaking them."""
+    import localdlt
+
+    public_modules = {
+        "localdlt.bundle",
+        "localdlt.cli",
+        "localdlt.environment",
+        "localdlt.monitoring",
+        "localdlt.testing",
+    }
+    public_names = set(localdlt.__all__) | {m.rpartition(".")[2] for m in public_modules}
+    offenders = []
+    for path in sorted([*SRC.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "localdlt":
+                names = {a.name for a in node.names}
+                if node.module == "localdlt" and names <= public_names or node.module in public_modules:
+                    continue
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module} import {names}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "localdlt" and alias.name not in {
+                        "localdlt",
+                        *public_modules,
+                    }:
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} import {alias.name}")
+    assert offenders == []

@@ -1,11 +1,9 @@
-"""The runtime's test set-up: one Spark session for the run, and a `pipeline` to write and run small
-pipeline files in."""
+"""The runtime's test set-up: one Spark session for the run (the pytest plugin's `localdlt_spark`), and a
+`pipeline` to write and run small pipeline files in."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,9 @@ from pipeline_run import PipelineRun
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from localdlt.session import get_spark
-
-    yield get_spark("tests", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
+def spark(localdlt_spark: Any) -> Any:
+    """The session of localdlt's pytest plugin (`localdlt.testing`), shared with its fixtures."""
+    return localdlt_spark
 
 
 @pytest.fixture

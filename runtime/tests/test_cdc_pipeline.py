@@ -70,8 +70,7 @@ def test_killed_between_target_and_state_commit_then_rerun_applies_each_change_o
     _write_source(spark, source)
     storage = tmp_path / "storage"
     cmd = [
-        str(Path(sys.executable).parent / "inventory-bronze"),
-        "dlt",
+        str(Path(sys.executable).parent / "localdlt"),
         "run",
         str(PIPELINE),
         "--storage",

@@ -1,4 +1,4 @@
-"""The event log's shape, continuous mode, and the `inventory-bronze dlt run` command."""
+"""The event log's shape, continuous mode, and the `localdlt run` command (`python -m localdlt`)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def _cli(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "inventory_bronze.cli", *args],
+        [sys.executable, "-m", "localdlt", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -204,7 +204,7 @@ def jvm_flags():
 
 
 def test_cli_runs_an_update_and_reports_failure_with_exit_status(spark, tmp_path):
-    """Also: `dlt run` starts its JVM with the quick JIT (C1 only) unless told `--jit full`."""
+    """Also: `localdlt run` starts its JVM with the quick JIT (C1 only) unless told `--jit full`."""
     good = tmp_path / "good.py"
     good.write_text("import dlt\n\n@dlt.table\ndef nums():\n    return spark.range(4)\n" + JVM_FLAGS_TABLE)
 
@@ -218,7 +218,7 @@ def test_cli_runs_an_update_and_reports_failure_with_exit_status(spark, tmp_path
         "import dlt\n\n@dlt.table\n@dlt.expect_or_fail('small', 'id < 2')\ndef big():\n    return spark.range(4)\n"
     )
     storage = tmp_path / "storage"
-    ok = _cli("dlt", "run", str(good), "--storage", str(storage))
+    ok = _cli("run", str(good), "--storage", str(storage))
     assert ok.returncode == 0, ok.stderr
     assert (
         "nums" in ok.stdout and "RUNNING" in ok.stdout and "COMPLETED" in ok.stdout and "4 rows" in ok.stdout
@@ -233,7 +233,6 @@ def test_cli_runs_an_update_and_reports_failure_with_exit_status(spark, tmp_path
     )
     log = tmp_path / "spark.log"
     failed = _cli(
-        "dlt",
         *(
             "run",
             str(good),
@@ -267,12 +266,12 @@ def test_jit_modes_are_checked_before_the_jvm_starts(monkeypatch):
     monkeypatch.setenv("LOCALDLT_JIT", "turbo")
     with pytest.raises(PipelineError, match=r"'turbo' \(\$LOCALDLT_JIT\) is not one of quick, full"):
         jit_mode()
-    out = _cli("dlt", "run", "x.py", "--storage", "unused", env={"LOCALDLT_JIT": "turbo"}, timeout=60)
+    out = _cli("run", "x.py", "--storage", "unused", env={"LOCALDLT_JIT": "turbo"}, timeout=60)
     assert out.returncode == 2 and "LOCALDLT_JIT" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_help_describes_every_option():
-    out = _cli("dlt", "run", "--help", timeout=60)
+    out = _cli("run", "--help", timeout=60)
     assert out.returncode == 0
     for option in (
         "--storage",

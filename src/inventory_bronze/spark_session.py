@@ -19,7 +19,7 @@ def get_spark(
         return SparkSession.builder.getOrCreate()
     use_checkout_jars()
     try:
-        from localdlt.session import get_spark as local_session
+        from localdlt import get_spark as local_session
     except ModuleNotFoundError:
         raise ConfigError(
             "No Spark here: on one machine the commands run on the local runtime localdlt, which is not "

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import re
-import sys
 import threading
 from pathlib import Path
 
@@ -18,8 +14,7 @@ from inventory_bronze.source.capture_slot import ensure_capture
 from inventory_bronze.spark_session import get_spark
 from inventory_devkit import project
 from inventory_devkit.bundle import PipelineSpec, load_bundle
-from localdlt import UpdateOptions, UpdateResult, run_update
-from localdlt.progress import ConsoleProgress
+from localdlt import ConsoleProgress, UpdateOptions, UpdateResult, environment, run_update
 
 
 def pipeline_specs(target: str = "dev", only: list[str] | None = None) -> list[PipelineSpec]:
@@ -45,34 +40,13 @@ def _ensure_capture(specs: list[PipelineSpec], progress: ConsoleProgress) -> Non
 
 
 def install_environment(spec: PipelineSpec) -> None:
-    """What the pipeline resource's `environment.dependencies` install on Databricks, here: a local project
-    (`--editable DIR`, `DIR`) is put on the path of this process and, through PYTHONPATH, of the Python
-    workers of a Spark started after it (a no-op for this checkout, which scripts/setup installs); any other
-    requirement must be installed already (pyproject.toml, scripts/setup)."""
-    for line in spec.dependencies:
-        words = line.split()
-        target = words[-1] if words else ""
-        folder = Path(target)
-        if folder.is_dir() and (folder / "pyproject.toml").is_file():
-            _put_on_path(folder / "src" if (folder / "src").is_dir() else folder)
-            continue
-        name = re.split(r"[\[<>=!~;\s]", target, maxsplit=1)[0]
-        try:
-            importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            raise ConfigError(
-                f"Pipeline {spec.key}: environment dependency '{line}' is not installed here; add it to "
-                "pyproject.toml and run scripts/setup."
-            ) from None
-
-
-def _put_on_path(folder: Path) -> None:
-    entry = str(folder.resolve())
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
-    workers = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if entry not in workers:
-        os.environ["PYTHONPATH"] = os.pathsep.join([entry, *[w for w in workers if w]])
+    """What the pipeline resource's `environment.dependencies` install on Databricks, here
+    (`localdlt.environment`): a local project is put on the path (a no-op for this checkout, which
+    scripts/setup installs); any other requirement must be installed already (pyproject.toml, scripts/setup)."""
+    try:
+        environment.install_environment(spec.dependencies, spec.key)
+    except environment.DependencyError as err:
+        raise ConfigError(f"{err} Add it to pyproject.toml and run scripts/setup.") from None
 
 
 def _check_pii_key(

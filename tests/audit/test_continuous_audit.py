@@ -14,8 +14,7 @@ from typing import Any
 from pyspark.errors import AnalysisException
 
 from inventory_bronze.audit.store import AUDIT_EXPECTATIONS, AUDIT_LOG, Location, audit_local, local_events
-from localdlt import UpdateOptions, run_update
-from localdlt.progress import ConsoleProgress
+from localdlt import ConsoleProgress, UpdateOptions, run_update
 
 TARGETS = {"bz_ticks": "test.ticks"}
 SCHEMA = "id BIGINT, load_timestamp TIMESTAMP, batch_id STRING"

@@ -180,8 +180,7 @@ def test_row_values_in_errors_are_redacted_for_every_pii_column(spark: Any, tmp_
     report show the error without it."""
     from inventory_bronze import redaction
     from inventory_bronze.audit.report import build_html
-    from localdlt import UpdateOptions, run_update
-    from localdlt.progress import ConsoleProgress
+    from localdlt import ConsoleProgress, UpdateOptions, run_update
 
     config = project.bronze_config()
     cases = [

@@ -1,6 +1,9 @@
 """The Databricks bundle: every file validates against the official bundle JSON schema; the loader the
 local runner uses resolves the same files (targets, variables, libraries, configuration); the reference
-checks the schema cannot do pass on the real bundle and fail on broken copies of it. No Spark."""
+checks the schema cannot do pass on the real bundle and fail on broken copies of it. No Spark.
+
+The generic reading of a bundle (includes, targets, variables, problems named with their file and key) is
+localdlt's, tested in runtime/tests/test_bundle.py; here: this project's bundle and its own rules."""
 
 from __future__ import annotations
 
@@ -210,11 +213,6 @@ def test_variables_can_be_overridden_and_unknown_overrides_are_refused() -> None
         load_bundle(ROOT, variables={"no_such_variable": 1})
 
 
-def test_unknown_target_is_an_error_naming_the_targets() -> None:
-    with pytest.raises(BundleError, match="no target 'staging'.*dev, prod"):
-        load_bundle(ROOT, "staging")
-
-
 def test_bronze_tables_are_the_source_schema_tables() -> None:
     from inventory_bronze.source.schema import TABLES
 
@@ -418,48 +416,6 @@ def test_pipeline_without_the_bronze_configuration_is_reported(copy_root: Path) 
     assert any("table bz_orders is in no pipeline" in p for p in problems)
 
 
-def test_undeclared_variable_is_named_with_its_file_and_key(copy_root: Path) -> None:
-    name = "resources/inventory_bronze_batch.pipeline.yml"
-    _edit(copy_root, name, "${var.secret_scope}", "${var.secret_scop}")
-    with pytest.raises(BundleError) as raised:
-        load_bundle(copy_root, user=USER)
-    message = str(raised.value)
-    assert (
-        name in message and "configuration.inventory.secret_scope" in message and "'secret_scop'" in message
-    )
-    problems = check_references(load_bundle(copy_root, user=USER, strict=False))
-    assert any("'secret_scop', which is not declared" in p for p in problems)
-
-
-def test_variable_without_a_value_in_one_target_is_reported_for_that_target(copy_root: Path) -> None:
-    _edit(copy_root, "databricks.yml", "    default: DE\n", "")
-    _edit(
-        copy_root,
-        "databricks.yml",
-        "      schema: inventory_bronze\n",
-        "      schema: inventory_bronze\n      source_database: DE\n",
-    )
-    problems = check_references(load_bundle(copy_root, "prod", user=USER))
-    assert any(
-        "'source_database' has no default and target 'dev' sets no value" in p and "(target dev)" in p
-        for p in problems
-    )
-    with pytest.raises(BundleError, match="source_database"):
-        load_bundle(copy_root, "dev", user=USER)
-
-
-def test_unused_variable_is_reported(copy_root: Path) -> None:
-    _edit(
-        copy_root,
-        "databricks.yml",
-        "variables:\n",
-        "variables:\n  spare:\n    description: unused\n    default: x\n",
-    )
-    assert any(
-        "'spare' is declared but never used" in p for p in check_references(load_bundle(copy_root, user=USER))
-    )
-
-
 def test_broken_resource_reference_is_reported(copy_root: Path) -> None:
     name = "resources/inventory_bronze_hourly.job.yml"
     _edit(copy_root, name, "pipelines.inventory_bronze_batch.id", "pipelines.inventory_bronze_bach.id")
@@ -529,17 +485,3 @@ def test_selection_of_a_table_the_pipeline_lacks_is_reported(copy_root: Path) ->
         "full_refresh_selection: bz_orders is not a table of pipeline inventory_bronze_batch" in p
         for p in problems
     )
-
-
-def test_missing_include_is_an_error_naming_the_include(copy_root: Path) -> None:
-    _edit(copy_root, "databricks.yml", "  - resources/*.yml\n", "  - resources/*.yml\n  - extra/*.yml\n")
-    with pytest.raises(BundleError, match=r"databricks.yml: include\[1\]: 'extra/\*.yml' matches no file"):
-        load_bundle(copy_root, user=USER)
-
-
-def test_resource_declared_in_two_files_is_an_error(copy_root: Path) -> None:
-    shutil.copy(
-        copy_root / "resources/inventory_bronze_cdc.pipeline.yml", copy_root / "resources/copy.pipeline.yml"
-    )
-    with pytest.raises(BundleError, match=f"resources.pipelines.{CDC}: already declared"):
-        load_bundle(copy_root, user=USER)

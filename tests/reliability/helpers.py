@@ -23,8 +23,7 @@ def table_update(
 ) -> Any:
     """One update of one table's datasets on `storage` (UpdateOptions from `options`), with the bronze
     configuration at `config_path` if given."""
-    from localdlt import UpdateOptions, run_update
-    from localdlt.progress import ConsoleProgress
+    from localdlt import ConsoleProgress, UpdateOptions, run_update
 
     libraries, conf = table_libraries(table)
     if config_path is not None:

@@ -61,7 +61,7 @@ def _source(pg_server: Any) -> list[tuple]:
 
 @pytest.mark.slow
 def test_pgcdc_feeds_apply_changes_in_the_local_runtime(spark, pg_server, tmp_path: Path) -> None:
-    from localdlt.runner import run_update
+    from localdlt import run_update
 
     names = CaptureNames.for_table("tests.cap_dlt")
     with pg_server.connect(autocommit=True) as conn:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +155,56 @@ def test_an_installation_without_the_local_tools_offers_the_jobs_commands(monkey
     assert options.local_storage() is None
     with pytest.raises(Exception, match="--config is required here"):
         options.config_path(None)
+
+
+DRIVER_TABLE = """
+import dlt
+
+@dlt.table
+def session_jars():
+    return spark.createDataFrame([(spark.conf.get("spark.jars"),)], "jars STRING")
+"""
+
+
+def test_dlt_run_is_the_local_runtime_command_with_the_checkout_jars(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`inventory-bronze dlt run` is the product's alias of `localdlt run`: the same options, and an update
+    whose session loads the checkout's jars (PostgreSQL's JDBC driver among them) with $LOCALDLT_JARS unset."""
+    with pytest.raises(SystemExit) as done:
+        main(["dlt", "run", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--storage", "--conf", "--bundle", "--pipeline", "--full-refresh-tables", "--continuous",
+                   "--max-seconds", "--workers", "--jit", "--quiet", "--name"):  # fmt: skip
+        assert option in out, option
+    source = tmp_path / "jars.py"
+    source.write_text(DRIVER_TABLE)
+    storage = tmp_path / "storage"
+    env = {k: v for k, v in os.environ.items() if k != "LOCALDLT_JARS"}
+    done_run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "inventory-bronze"),
+            "dlt",
+            "run",
+            str(source),
+            "--storage",
+            str(storage),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "PYSPARK_PYTHON": sys.executable},
+    )
+    assert done_run.returncode == 0, done_run.stderr
+    assert "session_jars" in done_run.stdout and "COMPLETED" in done_run.stdout
+    import pyarrow.parquet as pq
+
+    files = sorted((storage / "tables" / "session_jars").glob("*.parquet"))
+    jars = [row for f in files for row in pq.read_table(f).column("jars").to_pylist()]
+    assert len(jars) == 1 and "postgresql" in jars[0] and "delta-spark" in jars[0], jars
+    missing = subprocess.run(
+        [str(Path(sys.executable).parent / "inventory-bronze"), "dlt", "run", str(tmp_path / "nope.py"),
+         "--storage", str(storage)],
+        capture_output=True, text=True, timeout=120, env={**env, "PYSPARK_PYTHON": sys.executable},
+    )  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ") and "nope.py" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

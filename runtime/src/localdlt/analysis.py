@@ -3,7 +3,9 @@ the schema of every table, and the order to run flows in. Reads return empty Dat
 dataset's schema, so query functions are only planned, never executed.
 
 Errors found here (unknown dataset, cycle, a function that returns no DataFrame, a constraint that does
-not compile) are `DefinitionError`s naming the dataset, flow and file.
+not compile) are `DefinitionError`s naming the dataset, flow and file. When the graph collects its errors
+(`PipelineGraph.errors`, validation), each dataset's first error is recorded and the analysis goes on; a
+dataset that reads a failed one is left out without an error of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from localdlt.errors import DefinitionError, error_summary
 from localdlt.frames import empty_frame
 from localdlt.graph import Dataset, Flow, PipelineGraph
 from localdlt.sessionproxy import SessionProxy, session_with_conf
+
+
+class _UpstreamFailed(DefinitionError):
+    """Collecting mode: a dataset read one whose error is recorded already."""
 
 
 @dataclass
@@ -97,7 +103,8 @@ class Analyzer:
     def run(self) -> Analysis:
         for name in self.graph.datasets:
             self.ensure(name)
-        self._order_tables()
+        if self.graph.errors is None:
+            self._order_tables()
         return self.result
 
     def placeholder(self, name: str, reader_of: str) -> DataFrame:
@@ -114,6 +121,8 @@ class Analyzer:
                 f"cannot be read in the pipeline."
             )
         self.ensure(name)
+        if name in self.graph.failed:
+            raise _UpstreamFailed(name)
         if ds.is_view:
             return self._view_frames[name]
         schema = self.result.schemas.get(name)
@@ -130,6 +139,9 @@ class Analyzer:
         if name in self._stack:
             cycle = " -> ".join([*self._stack[self._stack.index(name) :], name])
             raise DefinitionError(f"Dependency cycle between datasets: {cycle}.")
+        if name in self.graph.failed:  # collecting: its error is recorded
+            self._done.add(name)
+            return
         self._stack.append(name)
         try:
             ds = self.graph.datasets[name]
@@ -137,6 +149,14 @@ class Analyzer:
                 self._analyze_view(ds)
             else:
                 self._analyze_table(ds)
+        except DefinitionError as err:
+            if self.graph.errors is None:
+                raise
+            if not isinstance(err, _UpstreamFailed):
+                where = ds.source_file or "<unknown file>"
+                located = err if where in str(err) else DefinitionError(f"{where}: {err}")
+                self.graph.fail(located, name)
+            self.graph.failed.add(name)
         finally:
             self._stack.pop()
         self._done.add(name)

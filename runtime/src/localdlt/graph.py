@@ -145,15 +145,33 @@ class Flow:
 class PipelineGraph:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     flows: dict[str, Flow] = field(default_factory=dict)
+    # collecting mode (validation): errors are appended here instead of raised, and `failed` names the
+    # datasets found wrong, whose readers are then not reported again
+    errors: list[DefinitionError] | None = None
+    failed: set[str] = field(default_factory=set)
+    _twice: set[str] = field(default_factory=set)  # duplicate datasets (their own flow is not reported)
+
+    def fail(self, err: DefinitionError, dataset: str | None = None) -> None:
+        """Raise `err`, or in collecting mode record it (and `dataset` as failed)."""
+        if self.errors is None:
+            raise err
+        self.errors.append(err)
+        if dataset is not None:
+            self.failed.add(dataset)
 
     def add_dataset(self, ds: Dataset) -> Dataset:
         check_identifier(ds.name, "Dataset")
         existing = self.datasets.get(ds.name)
         if existing is not None:
-            raise DefinitionError(
-                f"{ds.what} '{ds.name}' is defined twice ({_where(existing.source_file)} and "
-                f"{_where(ds.source_file)}); dataset and sink names must be unique in a pipeline."
+            self._twice.add(ds.name)
+            self.fail(
+                DefinitionError(
+                    f"{ds.what} '{ds.name}' is defined twice ({_where(existing.source_file)} and "
+                    f"{_where(ds.source_file)}); dataset and sink names must be unique in a pipeline."
+                ),
+                ds.name,
             )
+            return ds  # collecting: the first definition stays
         self.datasets[ds.name] = ds
         return ds
 
@@ -161,10 +179,16 @@ class PipelineGraph:
         check_identifier(flow.name, "Flow")
         existing = self.flows.get(flow.name)
         if existing is not None:
-            raise DefinitionError(
-                f"Flow '{flow.name}' is defined twice ({_where(existing.source_file)} and "
-                f"{_where(flow.source_file)}); give one of them another name (flow_name / name)."
+            if flow.name == flow.target and flow.name in self._twice and self.errors is not None:
+                return flow  # the flow of a dataset defined twice: reported as such already
+            self.fail(
+                DefinitionError(
+                    f"Flow '{flow.name}' is defined twice ({_where(existing.source_file)} and "
+                    f"{_where(flow.source_file)}); give one of them another name (flow_name / name)."
+                ),
+                flow.target,
             )
+            return flow
         self.flows[flow.name] = flow
         return flow
 
@@ -173,37 +197,53 @@ class PipelineGraph:
 
     def validate_targets(self) -> None:
         """Every flow writes a table defined in the pipeline; every table is written by some flow."""
-        for flow in self.flows.values():
-            ds = self.datasets.get(flow.target)
-            if ds is None:
-                raise DefinitionError(
-                    f"Flow '{flow.name}' ({_where(flow.source_file)}) writes to '{flow.target}', which is "
-                    f"not defined: create it first with dlt.create_streaming_table('{flow.target}')."
-                )
-            if ds.is_view:
-                raise DefinitionError(f"Flow '{flow.name}' writes to '{flow.target}', which is a view.")
-            if ds.is_sink and flow.kind != "query":
-                raise DefinitionError(
-                    f"AUTO CDC flow '{flow.name}' writes to sink '{flow.target}': only append flows "
-                    f"(@dp.append_flow(target='{flow.target}')) may write to a sink."
-                )
-            if flow.kind != "query" and ds.kind != "streaming_table":
-                raise DefinitionError(
-                    f"AUTO CDC flow '{flow.name}' must write to a streaming table created with "
-                    f"dlt.create_streaming_table('{flow.target}'), not to a materialized view."
-                )
+        for flow in list(self.flows.values()):
+            err = self._target_error(flow)
+            if err is not None:
+                if self.errors is not None:
+                    del self.flows[flow.name]  # collecting: the flow is left out of the analysis
+                self.fail(err, flow.target if flow.target in self.datasets else None)
         for ds in self.datasets.values():
             kinds = {f.kind for f in self.flows_into(ds.name)}
             if "snapshot_cdc" in kinds and len(self.flows_into(ds.name)) > 1:
-                raise DefinitionError(
-                    f"Table '{ds.name}' is written by an AUTO CDC FROM SNAPSHOT flow and by other flows; a "
-                    f"snapshot target must have that one flow only."
+                self.fail(
+                    DefinitionError(
+                        f"Table '{ds.name}' is written by an AUTO CDC FROM SNAPSHOT flow and by other flows; "
+                        f"a snapshot target must have that one flow only."
+                    ),
+                    ds.name,
                 )
-            if not (ds.is_view or ds.is_sink) and not self.flows_into(ds.name):
-                raise DefinitionError(
-                    f"Table '{ds.name}' ({_where(ds.source_file)}) has no flow writing to it: add an "
-                    f"@dlt.append_flow(target='{ds.name}') or dlt.apply_changes(target='{ds.name}', ...)."
+            elif (
+                not (ds.is_view or ds.is_sink) and not self.flows_into(ds.name) and ds.name not in self.failed
+            ):
+                self.fail(
+                    DefinitionError(
+                        f"Table '{ds.name}' ({_where(ds.source_file)}) has no flow writing to it: add an "
+                        f"@dlt.append_flow(target='{ds.name}') or dlt.apply_changes(target='{ds.name}', ...)."
+                    ),
+                    ds.name,
                 )
+
+    def _target_error(self, flow: Flow) -> DefinitionError | None:
+        ds = self.datasets.get(flow.target)
+        if ds is None:
+            return DefinitionError(
+                f"Flow '{flow.name}' ({_where(flow.source_file)}) writes to '{flow.target}', which is "
+                f"not defined: create it first with dlt.create_streaming_table('{flow.target}')."
+            )
+        if ds.is_view:
+            return DefinitionError(f"Flow '{flow.name}' writes to '{flow.target}', which is a view.")
+        if ds.is_sink and flow.kind != "query":
+            return DefinitionError(
+                f"AUTO CDC flow '{flow.name}' writes to sink '{flow.target}': only append flows "
+                f"(@dp.append_flow(target='{flow.target}')) may write to a sink."
+            )
+        if flow.kind != "query" and ds.kind != "streaming_table":
+            return DefinitionError(
+                f"AUTO CDC flow '{flow.name}' must write to a streaming table created with "
+                f"dlt.create_streaming_table('{flow.target}'), not to a materialized view."
+            )
+        return None
 
 
 def _where(source_file: str | None) -> str:

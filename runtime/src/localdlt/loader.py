@@ -21,7 +21,7 @@ import pyspark
 import localdlt.api as api
 import localdlt.api_pipelines as api_pipelines
 import localdlt.context as context
-from localdlt.errors import PipelineError, PipelineLoadError
+from localdlt.errors import DefinitionError, PipelineError, PipelineLoadError
 from localdlt.graph import PipelineGraph
 
 
@@ -71,9 +71,15 @@ def dlt_module() -> Iterator[None]:
             pyspark.pipelines = previous_attr  # type: ignore[attr-defined]
 
 
-def load(paths: Iterable[str | Path], spark: Any) -> PipelineGraph:
-    """Import every pipeline file; their decorators fill and return the graph."""
-    graph = PipelineGraph()
+def load(
+    paths: Iterable[str | Path], spark: Any, errors: list[DefinitionError] | None = None
+) -> PipelineGraph:
+    """Import every pipeline file; their decorators fill and return the graph.
+
+    With an `errors` list (validation) nothing is raised for a wrong definition: each file that fails to
+    import, each duplicate name and each flow without a valid target is appended to it and the loading goes
+    on with the next file; the graph then holds what could be loaded (see `PipelineGraph.errors`)."""
+    graph = PipelineGraph(errors=errors)
     files = source_files(paths)
     extra_paths = sorted({str(f.parent) for f in files})
     added = [p for p in extra_paths if p not in sys.path]
@@ -81,12 +87,15 @@ def load(paths: Iterable[str | Path], spark: Any) -> PipelineGraph:
     try:
         with dlt_module():
             for index, file in enumerate(files):
-                _load_file(graph, file, index, spark)
+                try:
+                    _load_file(graph, file, index, spark)
+                except DefinitionError as err:
+                    graph.fail(err)
     finally:
         for p in added:
             if p in sys.path:
                 sys.path.remove(p)
-    if not graph.datasets:  # as Databricks refuses it (NO_TABLES_IN_PIPELINE), before anything runs
+    if not graph.datasets and not errors:  # as Databricks refuses it (NO_TABLES_IN_PIPELINE)
         names = ", ".join(str(f) for f in files) or "no Python files"
         raise PipelineLoadError(
             f"The pipeline defines no dataset (NO_TABLES_IN_PIPELINE): its source ({names}) declares no table "
@@ -106,11 +115,18 @@ def _load_file(graph: PipelineGraph, file: Path, index: int, spark: Any) -> None
     try:
         with context.defining(graph, str(file)):
             spec.loader.exec_module(module)
-    except PipelineError:
-        raise
+    except PipelineError as err:
+        if graph.errors is None or str(file) in str(err):
+            raise
+        # collecting: the message gets the file it came from
+        raise PipelineLoadError(f"{_where(file, err)}: {err}") from err
     except Exception as err:
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(file)]
-        where = f"{file}:{frames[-1].lineno}" if frames else str(file)
         raise PipelineLoadError(
-            f"Pipeline source {where} failed to import: {type(err).__name__}: {err}"
+            f"Pipeline source {_where(file, err)} failed to import: {type(err).__name__}: {err}"
         ) from err
+
+
+def _where(file: Path, err: BaseException) -> str:
+    """`file:line` of the last frame of `err`'s traceback in `file`, else `file`."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(file)]
+    return f"{file}:{frames[-1].lineno}" if frames else str(file)

@@ -21,6 +21,7 @@ from localdlt.analysis import Analyzer
 from localdlt.errors import PipelineError
 from localdlt.eventlog import EventLog
 from localdlt.executor import FLUSH_EVERY_SECONDS, Update
+from localdlt.graph import PipelineGraph
 from localdlt.livetables import live_tables
 from localdlt.progress import ConsoleProgress
 from localdlt.session import get_spark
@@ -31,6 +32,14 @@ from localdlt.update_types import UpdateOptions, UpdateResult
 
 UPDATE_ID_CONF = "pipelines.updateId"
 STORAGE_CONF = "pipelines.storage"  # the pipeline's storage folder (Databricks' setting `storage`)
+
+
+#: A change made to the loaded pipeline before it is analysed and run: it gets the graph the pipeline files
+#: defined and returns the graph to run (the same object changed, or another). It may replace datasets and
+#: flows (flows' query functions run under the runtime's reader, `localdlt.context`), remove them, or raise
+#: a `DefinitionError`, which fails the update with that message. Names the files defined keep resolving
+#: in `spark.read.table` even when an edit removed them.
+GraphEdit = Callable[[PipelineGraph], PipelineGraph]
 
 
 def pipeline_id_for(storage: Storage, conf: Mapping[str, str]) -> str:
@@ -101,12 +110,14 @@ def run_update(
     spark: SparkSession | None = None,
     progress: ConsoleProgress | None = None,
     redact: Callable[[str], str] | None = None,
+    edit_graph: GraphEdit | None = None,
 ) -> UpdateResult:
     """Run one update of the pipeline made of `paths` (files or folders) on `storage`.
 
     Never raises for a failing pipeline: the result's `state` is FAILED and `error`/`flows` say why.
     `redact` is applied to the error texts the event log records and the progress prints (e.g. to keep
-    row values out of them).
+    row values out of them). `edit_graph` changes the loaded pipeline before it is analysed (see
+    `GraphEdit`; `localdlt.subset.Subset` runs some datasets only, on rows given from outside).
     """
     options = options or UpdateOptions()
     conf = {str(k): str(v) for k, v in (conf or {}).items()}
@@ -118,14 +129,16 @@ def run_update(
     update_id = str(uuid.uuid4())
     # the pipeline's configuration, plus its id, its storage and (a localdlt extension) the running update's id
     settings = {**conf, "pipelines.id": pipeline_id, UPDATE_ID_CONF: update_id, STORAGE_CONF: str(store.root)}
-    with _configured(spark, settings):
-        result = _run(paths, store, conf, options, name, spark, progress, redact, pipeline_id, update_id)
+    with configured(spark, settings):
+        result = _run(
+            paths, store, conf, options, name, spark, progress, redact, pipeline_id, update_id, edit_graph
+        )
     progress.summary(result)
     return result
 
 
 @contextmanager
-def _configured(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+def configured(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
     """The pipeline's settings in the session for the update, then as they were: on Databricks each pipeline
     has a session of its own, so one pipeline's configuration never reaches another's."""
     before = {key: spark.conf.get(key, None) for key in settings}
@@ -152,6 +165,7 @@ def _run(
     redact: Callable[[str], str] | None,
     pipeline_id: str,
     update_id: str,
+    edit_graph: GraphEdit | None = None,
 ) -> UpdateResult:
     started = time.monotonic()
     with _exclusive(store):
@@ -187,8 +201,13 @@ def _run(
         proxy = SessionProxy(spark)
         try:
             graph = loader.load(paths, proxy)
-            with live_tables(set(graph.datasets)):
-                analysis = Analyzer(spark, graph, _existing_schema(spark, store, graph), proxy).run()
+            # `spark.read.table(name)` resolves to the pipeline's dataset for every name the files define,
+            # also one an edit removed (which reads it then, e.g. to refuse the read with a clear error)
+            defined = set(graph.datasets)
+            if edit_graph is not None:
+                graph = edit_graph(graph)
+            with live_tables(defined | set(graph.datasets)):
+                analysis = Analyzer(spark, graph, existing_schema(spark, store, graph), proxy).run()
                 update = Update(spark, proxy, graph, analysis, store, events, conf, options, progress.on_flow)
                 result.flows = update.outcomes
                 update.emit_definitions()
@@ -236,7 +255,7 @@ def _did_work(result: UpdateResult) -> bool:
     return any(o.no_op_reason is None and o.status in ("COMPLETED", "FAILED") for o in result.flows.values())
 
 
-def _existing_schema(spark: SparkSession, store: Storage, graph: Any) -> Any:
+def existing_schema(spark: SparkSession, store: Storage, graph: Any) -> Any:
     def lookup(name: str) -> Any:
         path = store.dataset_path(graph.datasets[name])
         if not (Path(path) / "_delta_log").is_dir():

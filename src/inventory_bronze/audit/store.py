@@ -15,6 +15,7 @@ took from its source: columns added, widened, or no longer written; MERGE on the
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -279,9 +280,10 @@ def audit_local(
     running = audit is not None and bool(
         audit.where(~F.col("update_state").isin(*derive.TERMINAL_UPDATE_STATES)).limit(1).collect()
     )
-    from localdlt.storage import write_json
-
-    write_json(marker, {"inputs": _inputs(storage, targets), "running": running})
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    partial = marker.with_suffix(".tmp")  # replaced in one step: a crash leaves the old marker or the new one
+    partial.write_text(json.dumps({"inputs": _inputs(storage, targets), "running": running}, sort_keys=True))
+    os.replace(partial, marker)
     return result
 
 
@@ -290,13 +292,18 @@ def audit_local(
 DERIVED_FROM = "derived_from.json"
 
 
-def _inputs(storage: Path, targets: Mapping[str, str]) -> Any:
-    from localdlt.freshness import delta_version
+def _delta_version(table: str | Path) -> int | None:
+    """The latest version of the local Delta table at `table`, from its log's file names (no Spark)."""
+    log = Path(table) / "_delta_log"
+    versions = [int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()] if log.is_dir() else []
+    return max(versions, default=None)
 
+
+def _inputs(storage: Path, targets: Mapping[str, str]) -> Any:
     folder = Path(storage) / LOCAL_FOLDER
     inputs = {
-        "event_logs": {key: delta_version(path) for key, path in event_log_paths(storage).items()},
-        "audit": {table: delta_version(folder / table) for table in AUDIT_TABLES},
+        "event_logs": {key: _delta_version(path) for key, path in event_log_paths(storage).items()},
+        "audit": {table: _delta_version(folder / table) for table in AUDIT_TABLES},
         "targets": sorted(targets.items()),
     }
     return json.loads(json.dumps(inputs))

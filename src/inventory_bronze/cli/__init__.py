@@ -76,7 +76,7 @@ def _names_its_cause(err: Exception) -> bool:
 
     known: tuple[type[Exception], ...] = (InventoryBronzeError, SourceError)
     try:
-        from localdlt.errors import PipelineError
+        from localdlt import PipelineError
     except ModuleNotFoundError:  # a deployed installation: no local runtime
         return isinstance(err, known)
     return isinstance(err, (*known, PipelineError))

@@ -11,36 +11,11 @@ from inventory_bronze.config import BronzeConfig
 from inventory_bronze.errors import ConfigError
 
 
-def conf_entry(entry: str) -> str:
-    """An argparse type: a `KEY=VALUE` entry, checked when the arguments are parsed."""
-    key, sep, _ = entry.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{entry!r}: expected KEY=VALUE")
-    return entry
-
-
-def parse_conf(entries: list[str]) -> dict[str, str]:
-    """`KEY=VALUE` strings (checked by `conf_entry`) to a dict."""
-    conf: dict[str, str] = {}
-    for entry in entries:
-        key, _, value = conf_entry(entry).partition("=")
-        conf[key.strip()] = value
-    return conf
-
-
 def _number(text: str, kind: type[int] | type[float], what: str) -> float:
     try:
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    value = int(_number(text, int, "a whole number >= 1"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be >= 1")
-    return value
 
 
 def non_negative_int(text: str) -> int:
