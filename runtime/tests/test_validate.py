@@ -92,3 +92,43 @@ def test_an_update_still_stops_at_the_first_error(pipeline: PipelineRun) -> None
     assert result.state == "FAILED"
     error = str(result.error)  # the duplicate flow, found while loading: nothing after it is looked at
     assert "Flow 'same_name' is defined twice" in error and "lost" not in error and "orphan" not in error
+
+
+DEFINITION_ERRORS_IN_ONE_FILE = """
+from pyspark import pipelines as dp
+
+@dlt.table(schema="id INT,, name")
+def bad_schema():
+    return spark.range(3)
+
+dp.create_sink("events_out", "kafka", {"kafka.bootstrap.servers": "nowhere:9092"})
+
+@dlt.expect_or_drop("", "id > 0")
+@dlt.table
+def unnamed_rule():
+    return spark.range(3)
+
+@dp.materialized_view
+def fine():
+    return spark.range(3).selectExpr("id", "missing_column")
+"""
+
+
+def test_every_wrong_definition_of_a_file_is_reported_and_the_rest_of_it_still_analysed(
+    pipeline: PipelineRun,
+) -> None:
+    source = pipeline.write("several.py", DEFINITION_ERRORS_IN_ONE_FILE)
+    result = validate([source], spark=pipeline.spark)
+    errors = result.errors
+    lines = {int(e.split(":")[1]) for e in errors if e.startswith(f"{source}:") and e.split(":")[1].isdigit()}
+    assert any("schema of dataset 'bad_schema' is not valid DDL" in e for e in errors), errors
+    assert any("kafka" in e.lower() and "events_out" in e for e in errors), errors
+    assert any("an expectation needs a non-empty name" in e for e in errors), errors
+    # the last dataset, defined after three wrong definitions, is still loaded and analysed
+    assert any("fine" in e and "missing_column" in e for e in errors), errors
+    assert len(errors) == 4, errors
+    written = source.read_text().splitlines()
+    calls = {
+        n for n, text in enumerate(written, 1) if text.startswith(("dp.create_sink", "@dlt.expect_or_drop"))
+    }
+    assert lines == calls, errors  # an error found while the file loads names the line of its call

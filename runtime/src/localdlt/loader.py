@@ -8,12 +8,14 @@ files load and restored after (also when loading fails), so nothing else in the 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pyspark
@@ -49,14 +51,16 @@ _MISSING = object()
 
 
 @contextmanager
-def dlt_module() -> Iterator[None]:
+def dlt_module(graph: PipelineGraph | None = None) -> Iterator[None]:
     """Make `import dlt` and `from pyspark import pipelines as dp` give the local runtime's API while
-    pipeline code runs."""
+    pipeline code runs; for a `graph` collecting its errors, an API whose wrong calls are recorded there
+    (`_tolerant`) so that a file's later definitions are still looked at."""
     previous = {name: sys.modules.get(name, _MISSING) for name in ("dlt", "pyspark.pipelines")}
     previous_attr = pyspark.__dict__.get("pipelines", _MISSING)
-    sys.modules["dlt"] = api
-    sys.modules["pyspark.pipelines"] = api_pipelines
-    pyspark.pipelines = api_pipelines  # type: ignore[attr-defined]
+    dlt, dp = (api, api_pipelines) if graph is None or graph.errors is None else _tolerant_api(graph)
+    sys.modules["dlt"] = dlt
+    sys.modules["pyspark.pipelines"] = dp
+    pyspark.pipelines = dp  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -85,7 +89,7 @@ def load(
     added = [p for p in extra_paths if p not in sys.path]
     sys.path[:0] = added
     try:
-        with dlt_module():
+        with dlt_module(graph):
             for index, file in enumerate(files):
                 try:
                     _load_file(graph, file, index, spark)
@@ -124,6 +128,43 @@ def _load_file(graph: PipelineGraph, file: Path, index: int, spark: Any) -> None
         raise PipelineLoadError(
             f"Pipeline source {_where(file, err)} failed to import: {type(err).__name__}: {err}"
         ) from err
+
+
+_READS = frozenset({"read", "read_stream"})  # called by query functions, whose errors analysis reports
+
+
+def _tolerant_api(graph: PipelineGraph) -> tuple[ModuleType, ModuleType]:
+    """`dlt` and `pyspark.pipelines` for validation: each function records a wrong definition in `graph`
+    (with the file and line of the call) instead of raising it, and what it was given stays as it was."""
+    modules = []
+    for module in (api, api_pipelines):
+        tolerant = ModuleType(module.__name__, module.__doc__)
+        for name in module.__all__:
+            fn = getattr(module, name)
+            setattr(tolerant, name, fn if name in _READS else _tolerant(fn, graph))
+        tolerant.__all__ = list(module.__all__)  # type: ignore[attr-defined]
+        modules.append(tolerant)
+    return modules[0], modules[1]
+
+
+def _tolerant(fn: Callable[..., Any], graph: PipelineGraph) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+        except DefinitionError as err:
+            if context.current_file() is None:  # not loading a file (a query function runs): as it is
+                raise
+            caller = sys._getframe(1)
+            graph.fail(PipelineLoadError(f"{caller.f_code.co_filename}:{caller.f_lineno}: {err}"))
+            if len(args) == 1 and callable(args[0]) and not kwargs:
+                return args[0]  # a decorator used bare: the function stays as it was
+            return lambda *inner, **_: inner[0] if len(inner) == 1 and callable(inner[0]) else None
+        if callable(result) and not any(result is a for a in args):
+            return _tolerant(result, graph)  # a decorator factory's decorator: tolerant too
+        return result
+
+    return call
 
 
 def _where(file: Path, err: BaseException) -> str:
