@@ -100,6 +100,7 @@ def test_classification_follows_the_cause_chain():
     wrapped.__cause__ = ConnectionResetError("peer reset")
     assert is_retryable(wrapped)
     assert is_retryable(RuntimeError("Python worker failed to connect back."))
+    assert is_retryable(RuntimeError("Job aborted due to stage failure: ... java.io.OptionalDataException"))
     assert not is_retryable(ValueError("bad value"))
     violation = ExpectationViolation("f", "d", "e", "x > 0", "{x: -1}")
     violation.__cause__ = TimeoutError()
